@@ -237,6 +237,22 @@ def _ints(text: str | None, option: str) -> tuple[int, ...]:
         raise CamkitError(f"{option}: expected positive integers, got {text!r}") from None
 
 
+def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs -> a dict; values are read as YAML (100 -> int, 0.5 -> float, [max, avg] -> list)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise CamkitError(f"--option: expected KEY=VALUE (e.g. n_augment=100), got {pair!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise CamkitError(f"--option {key}: cannot read the value {value!r}") from None
+    return out
+
+
 @main.command(cls=GreedyIntsCommand)
 @click.option("--model-path", type=click.Path(path_type=Path), help="A .keras/.h5 model file.")
 @config_option
@@ -250,8 +266,15 @@ def _ints(text: str | None, option: str) -> tuple[int, ...]:
 @click.option("--layer", help="Layer name, 'outer/inner' path, or -N (N-th conv from the end).")
 @click.option("--layer-backcount", "layer_backcount", metavar="N [N ...]",
               help="Conv layer(s) counted from the end, 1 = last; several: the first image at each layer.")
-@click.option("--n-images", type=int, default=8, show_default=True, help="How many images or series to explain.")
-@click.option("--target", help="predicted (default), lowest, topK (e.g. top3) or a class index.")
+@click.option("--n-images", help="How many images or series to explain (default 8), or all: a whole image folder "
+                                  "batch by batch into SAVE_DIR/batches/ (the default for augmented-gradcam).")
+@click.option("--target", help="predicted (default), lowest, topK (e.g. top3) or a class index; whole-folder runs "
+                               "also take true (the class folder) and comma lists (top5,true).")
+@click.option("--option", "-o", "option", multiple=True, metavar="KEY=VALUE",
+              help="A method option, repeatable (e.g. -o n_augment=100 -o aggregate=all).")
+@click.option("--shard", metavar="I/N", help="Whole-folder runs: compute only batches b with b mod N = I (0 <= I < N).")
+@click.option("--n-figures", type=int, default=8, show_default=True, help="Whole-folder runs: figures for the first "
+                                                                          "this many images.")
 @click.option("--labels", "labels", type=click.Path(path_type=Path), help="Class names: {0: 'cat', ...}, one a line "
                                                                           "or a synset file.")
 @click.option("--imagenet-labels", is_flag=True, help="Use the 1000 ImageNet class names.")
@@ -271,7 +294,7 @@ def _ints(text: str | None, option: str) -> tuple[int, ...]:
               help="Figure file format.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def explain(model_path: Path | None, config_path: Path | None, layer_backcount: Any, no_progress: bool,
-            **kw: Any) -> None:
+            option: tuple[str, ...], **kw: Any) -> None:
     """Class activation maps of a model: one explanation.npz and figures.
 
     \b
@@ -283,11 +306,12 @@ def explain(model_path: Path | None, config_path: Path | None, layer_backcount: 
       camkit explain -c configs/gunpoint_fcn.yaml --method gradcam++
       camkit explain --model-path vgg.keras --images photos/ --imagenet-labels --n-images 3
       camkit explain --model-path vgg.keras --images photos/ --layer-backcount 1 3 4 --labels labels.txt
+      camkit explain --model-path vgg.keras --images val/ --method augmented-gradcam -o aggregate=all --shard 0/4
     """
     from camkit.explaining import explain_to_dir
 
     result = explain_to_dir(model_path, config=config_path, layer_backcount=_ints(layer_backcount, "--layer-backcount"),
-                            progress=False if no_progress else None, **kw)
+                            progress=False if no_progress else None, options=_options(option), **kw)
     what = "image(s)" if result.kind == "images" else "series"
     layers = ", ".join(result.layers) or "the input"
     click.echo(f"explained {result.n} {what} of {result.source} with {', '.join(result.methods)} at {layers}")

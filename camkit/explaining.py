@@ -185,7 +185,7 @@ def _class_names(n_classes: int, labels, imagenet: bool, found: list[str] | None
     return [f"class {k}" for k in range(n_classes)]
 
 
-def _probabilities(model: keras.Model, x: Any) -> np.ndarray:
+def probabilities(model: keras.Model, x: Any) -> np.ndarray:
     batches = [x] if isinstance(x, np.ndarray) else (b[0] for b in x)
     outs = [np.asarray(keras.tree.flatten(model(b, training=False))[0], dtype=np.float64) for b in batches]
     out = np.concatenate(outs)
@@ -207,13 +207,13 @@ def _target_plan(target: Any, n_classes: int, images: bool) -> tuple[list[tuple[
     return [(target, ["predicted" if target is None else "lowest" if target == "lowest" else "target"])], False
 
 
-def _explain(model, x, method, layer, plan, with_k, batch_size, progress) -> dict[str, Any]:
+def _explain(model, x, method, layer, plan, with_k, batch_size, progress, options) -> dict[str, Any]:
     import camkit
 
     parts = []
     for targets, _ in plan:
         exp = camkit.explain(model, x, method=method, layer=layer, targets=targets, batch_size=batch_size,
-                             progress=progress)
+                             progress=progress, **options)
         fields = [exp.maps, exp.raw, exp.targets, exp.scores]
         is_top = isinstance(targets, str) and targets.startswith("top")
         parts.append([f if is_top or not with_k else f[:, None] for f in fields] + [exp.layer])
@@ -227,11 +227,12 @@ def explain_to_dir(
     model: str | Path | keras.Model | None = None, *, config: str | Path | None = None, experiment: str | None = None,
     dataset: str | None = None, images: str | Path | None = None, data_root: str | Path | None = None,
     split: str = "test", method: str = "gradcam", layer: str | int | None = None,
-    layer_backcount: Sequence[int] = (), n_images: int = 8, target: str | int | None = None,
+    layer_backcount: Sequence[int] = (), n_images: int | str | None = None, target: str | int | None = None,
     labels: str | Path | None = None, imagenet_labels: bool = False, image_size: int | None = None,
     preprocess: str | None = None, layout: str | None = None, batch_size: int = 32,
     save_dir: str | Path | None = None, root: str | Path = ".", fmt: str = "png", show: bool = False,
-    progress: bool | None = None,
+    progress: bool | None = None, shard: str | None = None, options: dict[str, Any] | None = None,
+    n_figures: int = 8,
 ) -> ExplainResult:
     """Explain ``n_images`` samples of a dataset split or image files; write ``explanation.npz`` + figures.
 
@@ -239,19 +240,24 @@ def explain_to_dir(
     ``experiment`` (``<root>/models/NAME/best.keras``), whose dataset is then the default. ``layer_backcount``:
     the Grad-CAM viewer's count of conv layers from the end (1 = last); several values explain the first
     sample at every one of those layers. ``layout``: images only, ``viewer`` (default) or ``notebook``
-    (input | CAM | guided backprop | guided Grad-CAM; the default for guided methods).
+    (input | CAM | guided backprop | guided Grad-CAM; the default for guided methods). ``n_images``: a count
+    (default 8) or ``"all"``; ``options`` go to the method. Images with ``n_images="all"``, a ``shard`` or
+    method ``augmented-gradcam`` are explained batch by batch into ``save_dir/batches/`` (``explain_dataset.py``:
+    resumable and shardable, ``n_figures`` figures).
     """
     import camkit
     from camkit.data.splits import PREPROCESSORS
     from camkit.training import load_model
 
-    target = parse_target(target)
+    column_list = isinstance(target, str) and ("," in target or target.strip().lower() == "true")
+    target = target if column_list else parse_target(target)
     layer = parse_layer(layer)
     for ok, message in [
         (fmt in FORMATS, f"--format: choose one of {', '.join(FORMATS)}, not {fmt!r}"),
         (split in ("test", "train"), f"--split: choose test or train, not {split!r}"),
         (layout in (None, *LAYOUTS), f"--layout: choose viewer or notebook, not {layout!r}"),
-        (n_images >= 1, "--n-images must be at least 1"),
+        (n_images in (None, "all") or (str(n_images).isdigit() and int(n_images) >= 1),
+         f"--n-images: expected a positive count or all, not {n_images!r}"),
         (batch_size >= 1, "--batch-size must be at least 1"),
         (all(b >= 1 for b in layer_backcount), "--layer-backcount counts conv layers from 1 (the last)"),
         (layer is None or not layer_backcount, "give --layer or --layer-backcount, not both"),
@@ -270,6 +276,8 @@ def explain_to_dir(
     layout = layout or ("notebook" if method.startswith("guided") and is_images else "viewer")
     if layout == "notebook" and not is_images:
         raise CamkitError("--layout notebook is for images; time series get one figure per sample")
+    if layout == "notebook" and options:
+        raise CamkitError("--option: the notebook layout runs its own methods with their defaults")
     if layout == "notebook" and (multi or (isinstance(target, str) and target.startswith("top"))):
         raise CamkitError("--layout notebook explains one class per image at one layer: "
                           "drop --target topK / several --layer-backcount values")
@@ -278,6 +286,23 @@ def explain_to_dir(
     if len(model.inputs) != 1:
         raise CamkitError(f"model: explain needs a model with one input, this one has {len(model.inputs)}")
 
+    streamed = is_images and (shard is not None or n_images == "all" or
+                              (method == "augmented-gradcam" and n_images is None))
+    if shard is not None and not streamed:
+        raise CamkitError("--shard splits an image folder's batches: it needs --images")
+    if column_list and not streamed:
+        raise CamkitError(f"--target {target}: lists and 'true' are for whole-folder runs (--n-images all)")
+    if streamed:
+        if multi or layout == "notebook":
+            raise CamkitError("a whole-folder run explains one layer with one method: drop --layer-backcount / "
+                              "--layout notebook")
+        from camkit.explain_dataset import run_folder
+
+        return run_folder(model, data, exp_name, method=method, options=options or {}, layer=layer, target=target,
+                          split=split, labels=labels, imagenet_labels=imagenet_labels, image_size=image_size,
+                          n_images=None if n_images in (None, "all") else int(n_images), batch_size=batch_size,
+                          save_dir=save_dir, root=root, shard=shard, n_figures=n_figures, fmt=fmt, progress=progress)
+    n_images = 8 if n_images is None else int(n_images)
     if is_images:
         size, channels = _image_input(model, image_size)
         where, folder = _load_image_files(data, split, 1 if multi else n_images)
@@ -296,7 +321,7 @@ def explain_to_dir(
         if len(expected) != 2 or any(e is not None and e != s for e, s in zip(expected, d.x.shape[1:], strict=True)):
             raise CamkitError(f"--dataset: the model expects inputs {expected} but {d.source} gives {d.x.shape[1:]}")
     bar = progress if progress is not None else len(d.names) > 4 * batch_size  # a bar for long work only
-    probs = _probabilities(model, d.x)
+    probs = probabilities(model, d.x)
     if len(probs) != len(d.names):
         raise CamkitError(f"--images: {len(d.names) - len(probs)} image(s) became unreadable while explaining")
     n_classes = probs.shape[1]
@@ -312,7 +337,8 @@ def explain_to_dir(
     arrays: dict[str, Any] = {}
     notes: list[str] = []
     if multi:
-        per = [_explain(model, d.x, method, -b, plan, with_k, batch_size, bar) for b in layer_backcount]
+        per = [_explain(model, d.x, method, -b, plan, with_k, batch_size, bar, options or {})
+               for b in layer_backcount]
         arrays.update(mode="layers", layers=[p["layer"] for p in per], backcounts=list(layer_backcount),
                       maps=np.stack([p["maps"] for p in per]), **{f"raw_{i}": p["raw"] for i, p in enumerate(per)})
         first = per[0]
@@ -321,18 +347,18 @@ def explain_to_dir(
         per = []
         for m in ("cam", "guided-backprop", guided):
             try:
-                per.append(_explain(model, d.x, m, layer, plan, False, batch_size, bar) | {"method": m})
+                per.append(_explain(model, d.x, m, layer, plan, False, batch_size, bar, {}) | {"method": m})
             except CamkitError as exc:
                 if m != "cam" or not str(exc).startswith("cam needs"):
                     raise
                 notes.append("the model has no GAP -> Dense head: Grad-CAM shown instead of CAM")
-                per.append(_explain(model, d.x, "gradcam", layer, plan, False, batch_size, bar)
+                per.append(_explain(model, d.x, "gradcam", layer, plan, False, batch_size, bar, {})
                            | {"method": "gradcam"})
         arrays.update(mode="panels", methods=[p["method"] for p in per], layers=[p["layer"] for p in per],
                       maps=np.stack([p["maps"] for p in per]), **{f"raw_{i}": p["raw"] for i, p in enumerate(per)})
         first = per[0]
     else:
-        first = _explain(model, d.x, method, layer, plan, with_k, batch_size, bar)
+        first = _explain(model, d.x, method, layer, plan, with_k, batch_size, bar, options or {})
         arrays.update(mode="single", maps=first["maps"], raw=first["raw"], layer=first["layer"])
     n = len(first["targets"])
     arrays.update(method=method, targets=first["targets"], scores=first["scores"], probabilities=probs,

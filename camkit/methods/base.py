@@ -27,7 +27,7 @@ import itertools
 import re
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 import keras
@@ -47,7 +47,8 @@ class Explanation:
     maps: float32 (N, *input spatial) in [0, 1]. raw: float32 (N, *layer spatial), unnormalised, as the
     formula gives (guided methods: (N, *input spatial, C), see ``guided.py``). targets: int64 (N,) the
     explained class; scores: float32 (N,) its logit. layer: path of the layer used (None for
-    guided-backprop, which explains the input). method: the method's name.
+    guided-backprop, which explains the input). method: the method's name. extras: per-sample arrays a
+    method adds (augmented Grad-CAM: ``maps_<aggregation>`` and the solver's ``sr_*`` statistics).
     """
 
     maps: np.ndarray
@@ -56,6 +57,18 @@ class Explanation:
     scores: np.ndarray
     layer: str | None
     method: str
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """One chunk's maps, raw maps, targets, scores and extras (NumPy, padding removed)."""
+
+    maps: np.ndarray
+    raw: np.ndarray
+    targets: np.ndarray
+    scores: np.ndarray
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,16 @@ class Method:
         """(raw, maps) of one batch; ``size`` is the input's spatial shape."""
         raw = self.raw_maps(batch)
         return raw, normalise(upsample(raw, size), signed=not self.relu)
+
+    def explain_chunk(self, step: Any, x: tf.Tensor, spec: np.ndarray, n: int) -> ChunkResult:
+        """One padded chunk (``x``: the step's batch size, the first ``n`` samples real; ``spec``: target codes).
+
+        Override to call the step several times per chunk (augmented Grad-CAM explains warped copies).
+        """
+        batch = run_step(step, x, spec, n)
+        raw, maps = self.explain_batch(batch, tuple(x.shape[1:-1]))
+        return ChunkResult(np.asarray(maps, np.float32), np.asarray(raw, np.float32),
+                           np.asarray(batch.targets, np.int64), np.asarray(batch.scores, np.float32))
 
 
 M = TypeVar("M", bound=type[Method])
@@ -266,42 +289,31 @@ def _rechunk(batches: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
         yield np.concatenate(pending)
 
 
-def _pad(chunk: np.ndarray, size: int) -> np.ndarray:
-    if len(chunk) == size:
-        return chunk
-    return np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-
-
 def _head(t: tf.Tensor | None, n: int, size: int) -> tf.Tensor | None:
     return t if t is None or n == size else t[:n]
 
 
-def _explain_chunk(
-    step: Any, method: Method, chunk: np.ndarray, size: int, columns: list[int | np.ndarray], offset: int
-) -> list[tuple[np.ndarray, ...]]:
-    """(maps, raw, targets, scores) per target column for one chunk."""
-    n = len(chunk)
-    x = tf.constant(_pad(chunk, size))
-    results = []
-    for column in columns:
-        spec = _spec(column, offset, n, size)
-        out = step(x, tf.constant(spec))
-        _check_classes(spec[:n], int(out["n_classes"]))
-        batch = Batch(
-            acts=_head(out.get("acts"), n, size),
-            grads=_head(out.get("grads"), n, size),
-            input_grads=_head(out.get("input_grads"), n, size),
-            targets=_head(out["targets"], n, size),
-            scores=_head(out["scores"], n, size),
-        )
-        raw, maps = method.explain_batch(batch, chunk.shape[1:-1])
-        results.append((
-            np.asarray(maps, np.float32),
-            np.asarray(raw, np.float32),
-            np.asarray(batch.targets, np.int64),
-            np.asarray(batch.scores, np.float32),
-        ))
-    return results
+def run_step(step: Any, x: tf.Tensor, spec: np.ndarray, n: int) -> Batch:
+    """The compiled step on a padded batch ``x`` with target codes ``spec``; the first ``n`` samples kept."""
+    size = int(x.shape[0])
+    out = step(x, tf.constant(spec, tf.int32))
+    _check_classes(spec[:n], int(out["n_classes"]))
+    return Batch(
+        acts=_head(out.get("acts"), n, size),
+        grads=_head(out.get("grads"), n, size),
+        input_grads=_head(out.get("input_grads"), n, size),
+        targets=_head(out["targets"], n, size),
+        scores=_head(out["scores"], n, size),
+    )
+
+
+def pad_batch(x: np.ndarray | tf.Tensor, size: int) -> tf.Tensor:
+    """``x`` padded with zero samples to ``size`` samples (the compiled step's batch shape)."""
+    x = tf.convert_to_tensor(x, tf.float32)
+    n = int(x.shape[0])
+    if n == size:
+        return x
+    return tf.concat([x, tf.zeros((size - n, *x.shape[1:]), tf.float32)], 0)
 
 
 _LAYERS: weakref.WeakKeyDictionary[keras.Model, dict[Hashable, LayerRef]] = weakref.WeakKeyDictionary()
@@ -358,20 +370,24 @@ def explain(
     meth.setup(model, ref, batch_shape)
     step = compiled_step(model, ref.path if ref else None, meth.guided, meth.class_scores, meth.step_key())
 
-    parts: list[list[tuple[np.ndarray, ...]]] = []
+    parts: list[list[ChunkResult]] = []
     offset = 0
     if progress is None:  # more than a few batches, or a dataset of unknown length
         progress = (total or 0) > 4 * size or (total is None and (n_batches is None or n_batches > 4))
     with tqdm(total=total, unit="sample", desc=f"explain {meth.name}", disable=not progress, leave=False) as bar:
         for chunk in itertools.chain([first], chunks):
-            parts.append(_explain_chunk(step, meth, chunk, size, columns, offset))
+            x_chunk = pad_batch(chunk, size)
+            parts.append([meth.explain_chunk(step, x_chunk, _spec(c, offset, len(chunk), size), len(chunk))
+                          for c in columns])
             offset += len(chunk)
             bar.update(len(chunk))
     if per_sample and len(columns[0]) != offset:
         raise CamkitError(f"targets: {len(columns[0])} targets for {offset} samples")
 
-    fields = []
-    for i in range(4):  # maps, raw, targets, scores
-        per_column = [np.concatenate([part[j][i] for part in parts]) for j in range(len(columns))]
-        fields.append(np.stack(per_column, axis=1) if topk else per_column[0])
-    return Explanation(*fields, layer=ref.path if ref else None, method=meth.name)
+    def gather(get: Callable[[ChunkResult], np.ndarray]) -> np.ndarray:
+        per_column = [np.concatenate([get(part[j]) for part in parts]) for j in range(len(columns))]
+        return np.stack(per_column, axis=1) if topk else per_column[0]
+
+    fields = [gather(lambda r, name=name: getattr(r, name)) for name in ("maps", "raw", "targets", "scores")]
+    extras = {key: gather(lambda r, key=key: r.extras[key]) for key in parts[0][0].extras}
+    return Explanation(*fields, layer=ref.path if ref else None, method=meth.name, extras=extras)

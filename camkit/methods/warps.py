@@ -33,7 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["Warps", "identity_warps", "sample_warps", "unwarp", "unwarp_matrices", "warp", "warp_matrices"]
+__all__ = [
+    "Warps", "identity_warps", "sample_warps", "unwarp", "unwarp_matrices", "warp", "warp_each", "warp_matrices",
+]
 
 #: The original's shift range, ±30 px at 224 px, as a fraction of the image size (per axis).
 SHIFT_RANGE = 30.0 / 224.0
@@ -185,6 +187,15 @@ def warp(images, warps: Warps) -> tf.Tensor:
     tiled = tf.broadcast_to(x[:, None], (x.shape[0], n, *x.shape[1:]))
     out = _apply(tiled, warp_matrices(warps, tuple(x.shape[1:3])))
     return out[0] if single else out
+
+
+def warp_each(images, warps: Warps) -> tf.Tensor:
+    """Image ``i`` warped by warp ``i`` only: (N, H, W, C) and N warps -> (N, H, W, C), one TF op call."""
+    x = tf.convert_to_tensor(images, tf.float32)
+    if x.shape.rank != 4 or x.shape[0] != len(warps):
+        raise ValueError(f"need (N, H, W, C) images and N warps, got shape {tuple(x.shape)} and {len(warps)} warps")
+    warps.check_size(tuple(x.shape[1:3]))
+    return _transform(x, _flat(warp_matrices(warps, tuple(x.shape[1:3]))))
 
 
 def unwarp(maps, warps: Warps) -> tf.Tensor:

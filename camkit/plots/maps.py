@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from camkit.errors import CamkitError
 from camkit.plots.common import as_map, map_colorbar, resize_bilinear, wrap
@@ -71,11 +72,14 @@ class Panel:
 
     kind: "image" (``data`` is an image), "overlay" (``data`` is a [0, 1] map drawn over the figure's
     image), "heatmap" (the map alone) or "guided" (``data`` is a signed gradient, see :func:`guided_image`).
+    boxes: ``(xmin, ymin, xmax, ymax)`` rectangles in 1-based inclusive pixels of the figure's image, drawn
+    in white.
     """
 
     kind: str
     data: np.ndarray
     title: str = ""
+    boxes: Sequence[tuple[int, int, int, int]] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in PANEL_KINDS:
@@ -125,6 +129,9 @@ def _draw_panel(ax: Axes, panel: Panel, rgb: np.ndarray, alpha: float, cmap: str
     else:
         picture = guided_image(panel.data)
         ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None, vmin=0.0, vmax=1.0)
+    for x0, y0, x1, y1 in panel.boxes:  # pixel (col, row) is centred at (col - 1, row - 1) for 1-based indices
+        ax.add_patch(Rectangle((x0 - 1.5, y0 - 1.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, edgecolor="white",
+                               linewidth=1.5))
 
 
 def _fit_map(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -1,0 +1,330 @@
+"""Explaining a whole image folder: streamed, one ``.npz`` per batch, resumable, shardable.
+
+``camkit explain --images DIR --n-images all`` (the default for ``augmented-gradcam``) lists the readable images
+of DIR in file order, cuts the list into batches of ``--batch-size`` (batch ``b`` = images ``b·B .. b·B + B − 1``),
+and writes under the save folder:
+
+- ``run.json``: the settings (model, method and its options, layer, targets, batch size, input size,
+  preprocessing, the image list's digest). A rerun into the same folder must use the same settings;
+- ``batches/batch_BBBBB.npz``, one per batch, written atomically, so a batch file is complete or absent;
+- ``figures/image_IIIII.png`` for the first ``n_figures`` images: the image with every map variant over it
+  (augmented Grad-CAM: single | max | avg | super-resolution), each with its box (largest component of the
+  map above 15 % of its max; 20 % for CAM) in the image's own pixels.
+
+A batch file holds (B images, K target columns, strings as NumPy unicode): ``names`` (B,) paths relative to
+DIR, ``indices`` (B,) positions in the listing, ``y_true`` (B,) class index from the class folder (−1 unknown),
+``top5`` / ``top5_probs`` (B, ≤5) the model's best classes on the unaugmented image, ``columns`` (K,) (``top1``,
+``top2``, ..., ``lowest``, ``true``, ``class<k>``), ``targets`` / ``scores`` (B, K) the explained class and its
+logit, ``variants`` (A,) map names (the aggregations of augmented Grad-CAM, else the method's name), and for each
+variant ``maps_<variant>`` (B, K, H, W) float16 in [0, 1] at the model's input size; augmented Grad-CAM with
+``sr`` adds ``sr_iterations``, ``sr_objective``, ``sr_gap`` (B, K).
+
+Rerunning skips the batches whose file exists, so an interrupted run resumes where it stopped and gives the same
+files. ``--shard i/n`` (0 ≤ i < n) computes only the batches ``b`` with ``b mod n = i``: n machines writing into
+copies of the folder produce disjoint batch files whose union is exactly the unsharded run's (each batch holds the
+same images and is computed at the same batch shape).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from camkit.errors import CamkitError
+
+N_TOP = 5
+_TOKEN = re.compile(r"^(predicted|lowest|true|top(\d+)|(\d+))$")
+
+
+@dataclass
+class DatasetResult:
+    """What :func:`explain_dataset` did."""
+
+    save_dir: Path
+    n_images: int
+    n_batches: int
+    batches: list[int]  # this shard's batches
+    computed: list[int]  # batches computed by this run (the others were already there)
+    figures: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+    layer: str = ""  # the layer the maps were taken at
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n) with 0 ≤ i < n; None -> (0, 1)."""
+    if text is None:
+        return 0, 1
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not match or not int(match.group(1)) < int(match.group(2)):
+        raise CamkitError(f"--shard: expected i/n with 0 <= i < n (e.g. 0/4), got {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def parse_columns(target: str | int | None, n_classes: int) -> list[str]:
+    """``--target`` as a comma list of predicted, topK, lowest, true or a class index -> column names."""
+    tokens = ["predicted"] if target is None else [t.strip().lower() for t in str(target).split(",") if t.strip()]
+    columns: list[str] = []
+    for token in tokens:
+        match = _TOKEN.match(token)
+        if not match:
+            raise CamkitError(f"--target: {token!r} is not predicted, topK, lowest, true or a class index")
+        if token == "predicted":
+            columns.append("top1")
+        elif match.group(2):
+            k = int(match.group(2))
+            if not 1 <= k <= n_classes:
+                raise CamkitError(f"--target: {token} needs 1..{n_classes} classes (the model has {n_classes})")
+            columns += [f"top{r + 1}" for r in range(k)]
+        elif match.group(3):
+            if int(token) >= n_classes:
+                raise CamkitError(f"--target: class {token} is out of range; the model has {n_classes} classes")
+            columns.append(f"class{int(token)}")
+        else:
+            columns.append(token)
+    return list(dict.fromkeys(columns))
+
+
+def batch_path(save_dir: Path, index: int) -> Path:
+    return save_dir / "batches" / f"batch_{index:05d}.npz"
+
+
+def files_digest(names: Sequence[str]) -> str:
+    return hashlib.sha1("\n".join(names).encode()).hexdigest()
+
+
+def _check_settings(save_dir: Path, settings: dict[str, Any]) -> None:
+    """Write ``run.json``, or check that the folder's earlier run used the same settings."""
+    from camkit.runs import atomic_write_json
+
+    path = save_dir / "run.json"
+    if path.is_file():
+        try:
+            before = json.loads(path.read_text())
+        except ValueError:
+            raise CamkitError(f"{path}: not valid JSON; remove the folder or choose another --save-dir") from None
+        diff = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+        if diff:
+            raise CamkitError(f"--save-dir {save_dir}: it holds a run with other settings ({', '.join(diff)}); "
+                              "choose another --save-dir or remove it")
+    else:
+        atomic_write_json(path, settings)
+
+
+def _engine_targets(column: str, y_true: np.ndarray) -> Any:
+    if column == "true":
+        if (y_true < 0).any():
+            raise CamkitError("--target true: some images are not in a class folder named after a model class")
+        return y_true.astype(np.int64)
+    if column.startswith("class"):
+        return int(column[5:])
+    if column.startswith("top"):
+        return f"top{column[3:]}"
+    return column  # lowest
+
+
+def explain_batch_arrays(model: keras.Model, x: np.ndarray, columns: Sequence[str], y_true: np.ndarray,
+                         method: str, layer: Any, options: dict[str, Any], batch_size: int) -> dict[str, np.ndarray]:
+    """The arrays of one batch file (without names and indices): top-5, targets, scores and every map variant."""
+    import camkit
+    from camkit.explaining import probabilities
+
+    probs = probabilities(model, x)
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :N_TOP]
+    out: dict[str, Any] = {"top5": order, "top5_probs": np.take_along_axis(probs, order, 1), "y_true": y_true,
+                           "columns": list(columns)}
+    per_column: list[dict[str, np.ndarray]] = []
+    tops = [c for c in columns if c.startswith("top")]
+    k = max((int(c[3:]) for c in tops), default=0)
+    cache: dict[str, Any] = {}
+    for column in columns:
+        key = f"top{k}" if column.startswith("top") else column
+        if key not in cache:
+            exp = camkit.explain(model, x, method=method, layer=layer, targets=_engine_targets(key, y_true),
+                                 batch_size=batch_size, progress=False, **options)
+            fields = {"targets": exp.targets, "scores": exp.scores, "": exp.maps, **exp.extras}
+            cache[key] = (fields, exp.layer)
+        fields, layer_path = cache[key]
+        rank = int(column[3:]) - 1 if column.startswith("top") else None
+        per_column.append({name: v[:, rank] if rank is not None else v for name, v in fields.items()})
+    order = ("single", "max", "avg", "sr")  # augmented Grad-CAM's figure order
+    variants = sorted((n[5:] for n in per_column[0] if n.startswith("maps_")), key=order.index) or [method]
+    out["variants"] = variants
+    out["layer"] = layer_path or ""
+    stack = {name: np.stack([c[name] for c in per_column], axis=1) for name in per_column[0]}
+    out.update(targets=stack.pop("targets"), scores=stack.pop("scores"))
+    plain = stack.pop("")
+    for variant in variants:
+        maps = stack.pop(f"maps_{variant}", plain)
+        out[f"maps_{variant}"] = maps.astype(np.float16)
+    out.update(stack)  # sr_iterations, sr_objective, sr_gap
+    return out
+
+
+def explain_dataset(model: keras.Model, folder: Any, base: Path, save_dir: Path, *, method: str,
+                    options: dict[str, Any], layer: Any, target: str | int | None, class_names: Sequence[str],
+                    size: tuple[int, int], channels: int, preprocess: Any, settings: dict[str, Any],
+                    batch_size: int = 32, shard: str | None = None, n_figures: int = 8, fmt: str = "png",
+                    progress: bool | None = None) -> DatasetResult:
+    """Explain every image of ``folder`` (an :class:`~camkit.data.images.ImageFolder`) into ``save_dir``."""
+    from tqdm.auto import tqdm
+
+    from camkit.data.images import ImageFolder
+    from camkit.runs import atomic_path
+
+    start = time.perf_counter()
+    i, n = parse_shard(shard)
+    names = [p.relative_to(base).as_posix() for p in folder.files]
+    y_true = np.array([class_names.index(folder.class_names[y]) if y >= 0 and folder.class_names[y] in class_names
+                       else -1 for y in folder.labels], np.int64)
+    columns = parse_columns(target, len(class_names))
+    _check_settings(save_dir, {**settings, "method": method, "options": options, "columns": columns,
+                               "batch_size": batch_size, "input_size": list(size), "n_images": len(names),
+                               "files_sha1": files_digest(names)})
+    n_batches = -(-len(names) // batch_size)
+    mine = [b for b in range(n_batches) if b % n == i]
+    todo = [b for b in mine if not batch_path(save_dir, b).is_file()]
+    rows = [r for b in todo for r in range(b * batch_size, min((b + 1) * batch_size, len(names)))]
+    pending = ImageFolder(folder.root, [folder.files[r] for r in rows], [folder.labels[r] for r in rows],
+                          folder.class_names)
+    stream = pending.dataset(size, batch_size=batch_size, preprocess=preprocess, channels=channels) if rows else []
+    figures: list[Path] = []
+    bar = tqdm(total=len(rows), unit="image", desc=f"explain {method}", leave=False,
+               disable=progress is False or (progress is None and len(todo) < 2))
+    with bar:
+        for b, (x, _) in zip(todo, stream, strict=False):
+            lo, hi = b * batch_size, min((b + 1) * batch_size, len(names))
+            x = np.asarray(x, np.float32)
+            if len(x) != hi - lo:
+                raise CamkitError(f"--images: an image of batch {b} ({names[lo]} .. {names[hi - 1]}) became "
+                                  "unreadable while explaining")
+            arrays = explain_batch_arrays(model, x, columns, y_true[lo:hi], method, layer, options, batch_size)
+            arrays.update(names=names[lo:hi], indices=np.arange(lo, hi), class_names=list(class_names))
+            path = batch_path(save_dir, b)
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
+            figures += _figures(save_dir, folder.files, arrays, method, n_figures, fmt)
+            bar.update(hi - lo)
+    layer_path = str(arrays["layer"]) if todo else _stored_layer(save_dir, mine)
+    return DatasetResult(save_dir, len(names), n_batches, mine, todo, figures, time.perf_counter() - start, layer_path)
+
+
+def _stored_layer(save_dir: Path, batches: Sequence[int]) -> str:
+    if not batches:
+        return ""
+    with np.load(batch_path(save_dir, batches[0]), allow_pickle=False) as f:
+        return str(f["layer"])
+
+
+def read_batches(save_dir: str | Path) -> dict[str, np.ndarray]:
+    """Every batch file of a dataset run (or of merged shards) joined in image order; a gap is an error."""
+    folder = Path(save_dir) / "batches"
+    paths = sorted(folder.glob("batch_*.npz"))
+    if not paths:
+        raise CamkitError(f"{folder}: no batch_*.npz files (run camkit explain --n-images all first)")
+    parts = []
+    for path in paths:
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                parts.append({k: f[k] for k in f.files})
+        except (OSError, ValueError) as exc:
+            raise CamkitError(f"{path}: not a readable batch file ({exc})") from None
+    out = {k: np.concatenate([p[k] for p in parts]) for k, v in parts[0].items() if v.ndim and k != "columns"
+           and k != "variants" and k != "class_names"}
+    out.update({k: parts[0][k] for k in ("columns", "variants", "class_names", "layer")})
+    expected = np.arange(len(out["indices"]))
+    if not np.array_equal(out["indices"], expected):
+        missing = sorted(set(range(int(out["indices"].max()) + 1)) - set(out["indices"].tolist()))
+        raise CamkitError(f"{folder}: images {missing[:5]}... are missing: a shard has not finished or was not "
+                          "merged (copy every shard's batches/ into one folder)")
+    return out
+
+
+def _threshold(method: str) -> float:
+    from camkit.metrics.map_boxes import CAM_THRESHOLD, GRADCAM_THRESHOLD
+
+    return CAM_THRESHOLD if method == "cam" else GRADCAM_THRESHOLD
+
+
+_TITLES = {"single": "single Grad-CAM", "max": "max", "avg": "avg", "sr": "super-resolution"}
+
+
+def _figures(save_dir: Path, files: Sequence[Path], arrays: dict[str, Any], method: str, n_figures: int,
+             fmt: str) -> list[Path]:
+    """The first ``n_figures`` images of the listing that fall in this batch: every variant with its box."""
+    from camkit.data.images import load_original
+    from camkit.explain_figures import class_text
+    from camkit.metrics.map_boxes import Preprocessing, box_from_map
+    from camkit.plots import Panel, panels_figure, save_figure
+
+    written = []
+    for j, index in enumerate(arrays["indices"]):
+        if index >= n_figures:
+            break
+        image = load_original(files[index])
+        geometry = Preprocessing(tuple(arrays[f"maps_{arrays['variants'][0]}"].shape[-2:])).geometry(*image.shape[:2])
+        panels = [Panel("image", image, "input")]
+        for variant in arrays["variants"]:
+            heat = arrays[f"maps_{variant}"][j, 0].astype(np.float32)
+            box = box_from_map(heat, geometry, _threshold(method))
+            panels.append(Panel("overlay", heat, _TITLES.get(variant, variant), boxes=[box.as_tuple()]))
+        probs = np.zeros(len(arrays["class_names"]))
+        probs[arrays["top5"][j]] = arrays["top5_probs"][j]
+        title = f"{arrays['names'][j]}: {class_text(arrays['class_names'], int(arrays['targets'][j, 0]), probs)}"
+        path = save_dir / "figures" / f"image_{index:05d}.{fmt}"
+        written.append(save_figure(panels_figure(image, panels, title), path))
+    return written
+
+
+
+def _model_id(model: Any) -> str:
+    """A model file's SHA-1 (the same weights under any path), or an in-memory model's name."""
+    if isinstance(model, (str, Path)):
+        digest = hashlib.sha1()
+        with open(model, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return f"sha1:{digest.hexdigest()}"
+    return f"model:{model.name}"
+
+
+def run_folder(model: Any, data: dict[str, Any], exp_name: str, *, method: str, options: dict[str, Any], layer: Any,
+               target: Any, split: str, labels: Any, imagenet_labels: bool, image_size: int | None,
+               n_images: int | None, batch_size: int, save_dir: str | Path | None, root: str | Path,
+               shard: str | None, n_figures: int, fmt: str, progress: bool | None) -> Any:
+    """``camkit explain`` on a whole image folder (the module docstring): resolve inputs, run, summarise."""
+    from camkit.data.splits import PREPROCESSORS
+    from camkit.explaining import ExplainResult, _class_names, _image_input, _load_image_files
+    from camkit.training import load_model
+
+    model_id = _model_id(model)
+    if not isinstance(model, keras.Model):
+        model = load_model(model, compile=False)
+    if len(model.inputs) != 1:
+        raise CamkitError(f"model: explain needs a model with one input, this one has {len(model.inputs)}")
+    size, channels = _image_input(model, image_size)
+    where, folder = _load_image_files(data, split, n_images or 2**62)
+    base = folder.root if Path(where).is_dir() else Path(where).parent
+    n_classes = int(keras.tree.flatten(model.outputs)[0].shape[-1])
+    class_names = _class_names(n_classes, labels, imagenet_labels, folder.class_names or None)
+    save_dir = Path(save_dir) if save_dir is not None else Path(root) / "plots" / exp_name / f"explain_{method}"
+    settings = {"model": model_id, "layer": layer, "preprocess": data["preprocess"], "class_names": class_names}
+    result = explain_dataset(
+        model, folder, base, save_dir, method=method, options=options, layer=layer, target=target,
+        class_names=class_names, size=size, channels=channels,
+        preprocess=PREPROCESSORS.get(data["preprocess"], data["preprocess"]), settings=settings,
+        batch_size=batch_size, shard=shard, n_figures=n_figures, fmt=fmt, progress=progress)
+    skipped = len(result.batches) - len(result.computed)
+    notes = [f"{len(result.computed)} of {len(result.batches)} batch(es) computed, {skipped} already there"]
+    if shard is not None:
+        notes.append(f"shard {shard}: {len(result.batches)} of {result.n_batches} batches")
+    return ExplainResult(save_dir, save_dir / "batches", result.figures, "images", result.n_images, [method],
+                         [result.layer] if result.layer else [], str(where), notes)
