@@ -103,8 +103,9 @@ def files_digest(names: Sequence[str]) -> str:
 
 def _check_settings(save_dir: Path, settings: dict[str, Any]) -> None:
     """Write ``run.json``, or check that the folder's earlier run used the same settings."""
-    from camkit.runs import atomic_write_json
+    from camkit.runs import atomic_write_json, jsonable
 
+    settings = json.loads(json.dumps(settings, default=jsonable))  # compare as JSON reads it back
     path = save_dir / "run.json"
     if path.is_file():
         try:
@@ -173,8 +174,11 @@ def explain_dataset(model: keras.Model, folder: Any, base: Path, save_dir: Path,
                     options: dict[str, Any], layer: Any, target: str | int | None, class_names: Sequence[str],
                     size: tuple[int, int], channels: int, preprocess: Any, settings: dict[str, Any],
                     batch_size: int = 32, shard: str | None = None, n_figures: int = 8, fmt: str = "png",
-                    progress: bool | None = None) -> DatasetResult:
-    """Explain every image of ``folder`` (an :class:`~camkit.data.images.ImageFolder`) into ``save_dir``."""
+                    progress: bool | None = None, true_labels: dict[str, int] | None = None) -> DatasetResult:
+    """Explain every image of ``folder`` (an :class:`~camkit.data.images.ImageFolder`) into ``save_dir``.
+
+    ``true_labels``: image id (file stem) -> class index, for images not in class folders (e.g. from annotations).
+    """
     from tqdm.auto import tqdm
 
     from camkit.data.images import ImageFolder
@@ -185,6 +189,10 @@ def explain_dataset(model: keras.Model, folder: Any, base: Path, save_dir: Path,
     names = [p.relative_to(base).as_posix() for p in folder.files]
     y_true = np.array([class_names.index(folder.class_names[y]) if y >= 0 and folder.class_names[y] in class_names
                        else -1 for y in folder.labels], np.int64)
+    if true_labels is not None:
+        from camkit.data.boxes import image_id
+
+        y_true = np.array([true_labels.get(image_id(name), -1) for name in names], np.int64)
     columns = parse_columns(target, len(class_names))
     _check_settings(save_dir, {**settings, "method": method, "options": options, "columns": columns,
                                "batch_size": batch_size, "input_size": list(size), "n_images": len(names),
@@ -299,7 +307,8 @@ def _model_id(model: Any) -> str:
 def run_folder(model: Any, data: dict[str, Any], exp_name: str, *, method: str, options: dict[str, Any], layer: Any,
                target: Any, split: str, labels: Any, imagenet_labels: bool, image_size: int | None,
                n_images: int | None, batch_size: int, save_dir: str | Path | None, root: str | Path,
-               shard: str | None, n_figures: int, fmt: str, progress: bool | None) -> Any:
+               shard: str | None, n_figures: int, fmt: str, progress: bool | None,
+               true_labels: Any = None) -> Any:
     """``camkit explain`` on a whole image folder (the module docstring): resolve inputs, run, summarise."""
     from camkit.data.splits import PREPROCESSORS
     from camkit.explaining import ExplainResult, _class_names, _image_input, _load_image_files
@@ -321,7 +330,8 @@ def run_folder(model: Any, data: dict[str, Any], exp_name: str, *, method: str, 
         model, folder, base, save_dir, method=method, options=options, layer=layer, target=target,
         class_names=class_names, size=size, channels=channels,
         preprocess=PREPROCESSORS.get(data["preprocess"], data["preprocess"]), settings=settings,
-        batch_size=batch_size, shard=shard, n_figures=n_figures, fmt=fmt, progress=progress)
+        batch_size=batch_size, shard=shard, n_figures=n_figures, fmt=fmt, progress=progress,
+        true_labels=true_labels(class_names) if callable(true_labels) else true_labels)
     skipped = len(result.batches) - len(result.computed)
     notes = [f"{len(result.computed)} of {len(result.batches)} batch(es) computed, {skipped} already there"]
     if shard is not None:
