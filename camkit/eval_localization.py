@@ -114,7 +114,8 @@ def evaluate_batch(arrays: Mapping[str, np.ndarray], annotations: Mapping[str, A
         out[variant] = {"rows": rows, "guesses": {n: [[c, list(b)] for c, b in v] for n, v in guesses.items()},
                         "maxbox_correct": np.rint(mba.accuracy[0] * mba.n_images).astype(int).tolist(),
                         "maxbox_thresholds": mba.thresholds.tolist(), "n_skipped": loc.n_skipped,
-                        "top5_boxes": "per class" if _column(arrays, "top5") is not None else "top-1 box"}
+                        "top5_boxes": "per class" if all(_column(arrays, f"top{r}") is not None for r in
+                                                         range(1, arrays["top5"].shape[1] + 1)) else "top-1 box"}
     return out
 
 
@@ -239,6 +240,8 @@ def eval_localization(*, maps: Path | None = None, method: str | None = None, mo
     if (maps is None) == (method is None):
         raise CamkitError("give --maps DIR (a camkit explain --n-images all run) or --method NAME, "
                           f"not {'both' if maps is not None else 'neither'}")
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise CamkitError(f"--threshold: a fraction of the map's maximum in [0, 1], not {threshold}")
     skip_list = read_skip_list(skip) if skip is not None else None
     if maps is not None:
         if model is not None or config is not None or experiment is not None or images is not None:
@@ -279,8 +282,6 @@ def eval_localization(*, maps: Path | None = None, method: str | None = None, mo
         out = Path(out) if out is not None else root / "results" / exp_name / f"localization_{method}"
     cmap = _class_map(imagenet, synsets, clsloc, class_names)
     settings = EvalSettings(default_threshold(run_method) if threshold is None else threshold)
-    if not 0 <= settings.threshold <= 1:
-        raise CamkitError(f"--threshold: a fraction of the map's maximum in [0, 1], not {threshold}")
     result = evaluate_folder(maps, out, ann, cmap, settings, skip_list, shard, progress)
     result["maps"] = maps
     return result

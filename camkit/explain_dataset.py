@@ -81,9 +81,9 @@ def parse_columns(target: str | int | None, n_classes: int) -> list[str]:
             columns.append("top1")
         elif match.group(2):
             k = int(match.group(2))
-            if not 1 <= k <= n_classes:
-                raise CamkitError(f"--target: {token} needs 1..{n_classes} classes (the model has {n_classes})")
-            columns += [f"top{r + 1}" for r in range(k)]
+            if k < 1:
+                raise CamkitError(f"--target: {token}: K must be at least 1")
+            columns += [f"top{r + 1}" for r in range(min(k, n_classes))]  # top5 of a 3-class model: its 3
         elif match.group(3):
             if int(token) >= n_classes:
                 raise CamkitError(f"--target: class {token} is out of range; the model has {n_classes} classes")
@@ -132,40 +132,59 @@ def _engine_targets(column: str, y_true: np.ndarray) -> Any:
     return column  # lowest
 
 
+def _explain_fields(model: keras.Model, x: np.ndarray, targets: Any, method: str, layer: Any,
+                    options: dict[str, Any], batch_size: int) -> tuple[dict[str, np.ndarray], str]:
+    import camkit
+
+    exp = camkit.explain(model, x, method=method, layer=layer, targets=targets, batch_size=batch_size,
+                         progress=False, **options)
+    return {"targets": exp.targets, "scores": exp.scores, "": exp.maps, **exp.extras}, exp.layer or ""
+
+
 def explain_batch_arrays(model: keras.Model, x: np.ndarray, columns: Sequence[str], y_true: np.ndarray,
                          method: str, layer: Any, options: dict[str, Any], batch_size: int) -> dict[str, np.ndarray]:
-    """The arrays of one batch file (without names and indices): top-5, targets, scores and every map variant."""
-    import camkit
+    """The arrays of one batch file (without names and indices): top-5, targets, scores and every map variant.
+
+    Columns ``top1..topK`` come from one ``targets="topK"`` call; column ``true`` reuses the ``top1`` maps of the
+    images whose true class is predicted and explains only the others.
+    """
     from camkit.explaining import probabilities
 
     probs = probabilities(model, x)
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :N_TOP]
-    out: dict[str, Any] = {"top5": order, "top5_probs": np.take_along_axis(probs, order, 1), "y_true": y_true,
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :N_TOP]
+    out: dict[str, Any] = {"top5": top, "top5_probs": np.take_along_axis(probs, top, 1), "y_true": y_true,
                            "columns": list(columns)}
-    per_column: list[dict[str, np.ndarray]] = []
-    tops = [c for c in columns if c.startswith("top")]
-    k = max((int(c[3:]) for c in tops), default=0)
-    cache: dict[str, Any] = {}
+    k = max((int(c[3:]) for c in columns if c.startswith("top")), default=0)
+    computed: dict[str, dict[str, np.ndarray]] = {}
+    layer_path = ""
+    if k:
+        fields, layer_path = _explain_fields(model, x, f"top{k}", method, layer, options, batch_size)
+        computed.update({f"top{r + 1}": {n: v[:, r] for n, v in fields.items()} for r in range(k)})
     for column in columns:
-        key = f"top{k}" if column.startswith("top") else column
-        if key not in cache:
-            exp = camkit.explain(model, x, method=method, layer=layer, targets=_engine_targets(key, y_true),
-                                 batch_size=batch_size, progress=False, **options)
-            fields = {"targets": exp.targets, "scores": exp.scores, "": exp.maps, **exp.extras}
-            cache[key] = (fields, exp.layer)
-        fields, layer_path = cache[key]
-        rank = int(column[3:]) - 1 if column.startswith("top") else None
-        per_column.append({name: v[:, rank] if rank is not None else v for name, v in fields.items()})
-    order = ("single", "max", "avg", "sr")  # augmented Grad-CAM's figure order
-    variants = sorted((n[5:] for n in per_column[0] if n.startswith("maps_")), key=order.index) or [method]
+        if column in computed:
+            continue
+        if column == "true" and "top1" in computed:
+            true = _engine_targets("true", y_true)
+            fields = {n: v.copy() for n, v in computed["top1"].items()}
+            other = np.flatnonzero(computed["top1"]["targets"] != true)
+            if len(other):
+                part, layer_path = _explain_fields(model, x[other], true[other], method, layer, options, batch_size)
+                for n, v in part.items():
+                    fields[n][other] = v
+            computed[column] = fields
+        else:
+            computed[column], layer_path = _explain_fields(model, x, _engine_targets(column, y_true), method, layer,
+                                                           options, batch_size)
+    per_column = [computed[c] for c in columns]
+    figure_order = ("single", "max", "avg", "sr")  # augmented Grad-CAM's aggregations
+    variants = sorted((n[5:] for n in per_column[0] if n.startswith("maps_")), key=figure_order.index) or [method]
     out["variants"] = variants
-    out["layer"] = layer_path or ""
+    out["layer"] = layer_path
     stack = {name: np.stack([c[name] for c in per_column], axis=1) for name in per_column[0]}
     out.update(targets=stack.pop("targets"), scores=stack.pop("scores"))
     plain = stack.pop("")
     for variant in variants:
-        maps = stack.pop(f"maps_{variant}", plain)
-        out[f"maps_{variant}"] = maps.astype(np.float16)
+        out[f"maps_{variant}"] = stack.pop(f"maps_{variant}", plain).astype(np.float16)
     out.update(stack)  # sr_iterations, sr_objective, sr_gap
     return out
 

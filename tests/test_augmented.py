@@ -192,6 +192,16 @@ def test_folder_run_writes_one_file_per_batch_with_every_aggregation(full_run, f
                   for n in first["names"]])
     exp = camkit.explain(model, x, method="augmented-gradcam", n_augment=4, aggregate="all", batch_size=4)
     np.testing.assert_allclose(first["maps_avg"][:, 0], exp.extras["maps_avg"], atol=1e-3)  # float16 storage
+    # the "true" column: the top-1 maps where the prediction is right, the true class's maps elsewhere
+    wrong = np.flatnonzero(merged["targets"][:, 0] != merged["y_true"])
+    assert 0 < len(wrong) < 10, "the untrained model should be right on some images and wrong on others"
+    right = np.setdiff1d(np.arange(10), wrong)
+    np.testing.assert_array_equal(merged["maps_sr"][right, 1], merged["maps_sr"][right, 0])
+    x_wrong = np.stack([np.asarray(tf.io.decode_png(tf.io.read_file(str(folder[0] / merged["names"][i]))), np.float32)
+                        / 255.0 for i in wrong])
+    true = camkit.explain(model, x_wrong, method="augmented-gradcam", n_augment=4, aggregate="all",
+                          targets=merged["y_true"][wrong])
+    np.testing.assert_allclose(merged["maps_max"][wrong, 1], true.extras["maps_max"], atol=1e-3)
     figures = sorted(p.name for p in (full_run / "figures").iterdir())
     assert figures == ["image_00000.png", "image_00001.png", "image_00002.png"]
 
@@ -230,7 +240,7 @@ def test_folder_run_errors(full_run, folder) -> None:
                    "-o", "n_augment=5", "--save-dir", full_run, "--batch-size", 4, "--target", "top1,true")
     assert other.exit_code == 2 and "other settings (options)" in other.output
     for args, message in [(["--shard", "2/2"], "--shard: expected i/n"), (["-o", "n_augment"], "KEY=VALUE"),
-                          (["--target", "top9"], "top9 needs 1..2 classes"), (["--n-images", "x"], "--n-images")]:
+                          (["--target", "top0"], "--target: expected predicted"), (["--n-images", "x"], "--n-images")]:
         bad = invoke("explain", "--model-path", model_path, "--images", images, "--method", "augmented-gradcam",
                      *args)
         assert bad.exit_code == 2 and message in bad.output, bad.output

@@ -243,7 +243,7 @@ def solve_superres(
     lambda_e: float | None = None,
     tol: float = 1e-4,
     max_iter: int = 10000,
-    check_every: int = 10,
+    check_every: int = 50,
     normalise: bool = True,
 ) -> SuperResult:
     """Super-resolve B images' augmented maps at once: minimise F(h) (module docstring) per image.
