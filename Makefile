@@ -23,6 +23,14 @@ demo: $(STAMP)
 	      "models/gunpoint_fcn/best.keras, plots/gunpoint_fcn/confusion_matrix.png"
 	@echo "maps and figures: plots/gunpoint_fcn/explain_{cam,gradcam,gradcam++}/" \
 	      "(explanation.npz, series_0..7.png, series_grid.png)"
+	$(BIN)/camkit run configs/cluttered_digits_cnn.yaml
+	$(BIN)/camkit eval-localization -c configs/cluttered_digits_cnn.yaml --method gradcam --overwrite
+	$(BIN)/camkit explain -c configs/cluttered_digits_cnn.yaml --method augmented-gradcam --n-images 32 \
+	  -o n_augment=50 -o aggregate=all --target top1,true --save-dir plots/cluttered_digits_cnn/demo_augmented --overwrite
+	$(BIN)/camkit eval-localization --maps plots/cluttered_digits_cnn/demo_augmented \
+	  --annotations data/cluttered_digits/annotations/test --overwrite
+	@echo "localization: results/cluttered_digits_cnn/localization_gradcam/," \
+	      "plots/cluttered_digits_cnn/demo_augmented/{figures,localization}/"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

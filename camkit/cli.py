@@ -275,6 +275,8 @@ def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--shard", metavar="I/N", help="Whole-folder runs: compute only batches b with b mod N = I (0 <= I < N).")
 @click.option("--n-figures", type=int, default=8, show_default=True, help="Whole-folder runs: figures for the first "
                                                                           "this many images.")
+@click.option("--overwrite", is_flag=True, help="Whole-folder runs: replace an earlier run with other settings in "
+                                                "SAVE_DIR (default: refuse; same settings resume).")
 @click.option("--labels", "labels", type=click.Path(path_type=Path), help="Class names: {0: 'cat', ...}, one a line "
                                                                           "or a synset file.")
 @click.option("--imagenet-labels", is_flag=True, help="Use the 1000 ImageNet class names.")
@@ -345,6 +347,8 @@ def explain(model_path: Path | None, config_path: Path | None, layer_backcount: 
 @click.option("--shard", metavar="I/N", help="Only batches b with b mod N = I; the summary once all are there.")
 @click.option("--out", type=click.Path(path_type=Path), help="Output folder (default results/<exp>/"
                                                              "localization_<method>/ or MAPS/localization/).")
+@click.option("--overwrite", is_flag=True, help="Replace earlier maps / evaluations made with other settings "
+                                                "(default: refuse; same settings resume).")
 @click.option("--root", default=".", show_default=True, type=click.Path(path_type=Path),
               help="Where results/, models/ and plots/ are.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")

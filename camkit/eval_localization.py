@@ -165,11 +165,11 @@ def write_outputs(out: Path, parts: Sequence[dict[str, Any]], summary: dict[str,
 
 def evaluate_folder(maps_dir: Path, out: Path, annotations: Mapping[str, Annotation], class_map: ClassMap,
                     settings: EvalSettings, skip: SkipList | None = None, shard: str | None = None,
-                    progress: bool | None = None) -> dict[str, Any]:
+                    progress: bool | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Evaluate a folder run's batches into ``out`` (module docstring); the summary once every batch is done."""
     from tqdm.auto import tqdm
 
-    from camkit.explain_dataset import _check_settings, batch_path, parse_shard
+    from camkit.explain_dataset import batch_path, check_settings, parse_shard
     from camkit.runs import atomic_write_json
 
     i, n = parse_shard(shard)
@@ -177,8 +177,8 @@ def evaluate_folder(maps_dir: Path, out: Path, annotations: Mapping[str, Annotat
     if run is None:
         raise CamkitError(f"--maps {maps_dir}: no run.json; give the folder of a `camkit explain --n-images all` run")
     n_batches = -(-int(run["n_images"]) // int(run["batch_size"]))
-    _check_settings(out / "eval", {**settings.as_dict(), "maps_files_sha1": run["files_sha1"],
-                                   "maps_options": run["options"], "class_map": list(class_map.labels)})
+    check_settings(out / "eval", {**settings.as_dict(), "maps_run": run, "class_map": list(class_map.labels)},
+                   overwrite)
     mine = [b for b in range(n_batches) if b % n == i]
     todo = [b for b in mine if not (out / "eval" / f"batch_{b:05d}.json").is_file()]
     missing = [b for b in todo if not batch_path(maps_dir, b).is_file()]
@@ -232,7 +232,7 @@ def eval_localization(*, maps: Path | None = None, method: str | None = None, mo
                       skip: Path | None = None, threshold: float | None = None, target: str | None = None,
                       options: dict[str, Any] | None = None, batch_size: int = 32, shard: str | None = None,
                       out: Path | None = None, image_size: int | None = None, preprocess: str | None = None,
-                      progress: bool | None = None) -> dict[str, Any]:
+                      progress: bool | None = None, overwrite: bool = False) -> dict[str, Any]:
     """``camkit eval-localization``: maps from ``maps`` (a folder run) or computed with ``method``; then scores."""
     from camkit.data.boxes import load_annotations, read_skip_list
     from camkit.data.timeseries import resolve_dataset_dir
@@ -276,12 +276,13 @@ def eval_localization(*, maps: Path | None = None, method: str | None = None, mo
                    target=target or default_target, split="test", labels=None, imagenet_labels=imagenet,
                    image_size=image_size, n_images=None, batch_size=batch_size, save_dir=maps, root=root,
                    shard=shard, n_figures=8, fmt="png", progress=progress,
-                   true_labels=true_labels_from(ann, lambda names: _class_map(imagenet, synsets, clsloc, names)))
+                   true_labels=true_labels_from(ann, lambda names: _class_map(imagenet, synsets, clsloc, names)),
+                   overwrite=overwrite)
         with np.load(sorted((maps / "batches").glob("batch_*.npz"))[0], allow_pickle=False) as f:
             class_names = [str(c) for c in f["class_names"]]
         out = Path(out) if out is not None else root / "results" / exp_name / f"localization_{method}"
     cmap = _class_map(imagenet, synsets, clsloc, class_names)
     settings = EvalSettings(default_threshold(run_method) if threshold is None else threshold)
-    result = evaluate_folder(maps, out, ann, cmap, settings, skip_list, shard, progress)
+    result = evaluate_folder(maps, out, ann, cmap, settings, skip_list, shard, progress, overwrite)
     result["maps"] = maps
     return result

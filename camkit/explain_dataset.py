@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -101,22 +102,32 @@ def files_digest(names: Sequence[str]) -> str:
     return hashlib.sha1("\n".join(names).encode()).hexdigest()
 
 
-def _check_settings(save_dir: Path, settings: dict[str, Any]) -> None:
-    """Write ``run.json``, or check that the folder's earlier run used the same settings."""
+def check_settings(folder: Path, settings: dict[str, Any], overwrite: bool = False) -> None:
+    """Write ``folder/run.json``, or check that the folder's earlier run used the same settings.
+
+    With ``overwrite``, an earlier run with other settings is removed (its ``run.json``, ``batch_*`` files and
+    ``batches/``, ``figures/`` folders) instead of refused.
+    """
     from camkit.runs import atomic_write_json, jsonable
 
     settings = json.loads(json.dumps(settings, default=jsonable))  # compare as JSON reads it back
-    path = save_dir / "run.json"
+    path = folder / "run.json"
     if path.is_file():
         try:
             before = json.loads(path.read_text())
         except ValueError:
-            raise CamkitError(f"{path}: not valid JSON; remove the folder or choose another --save-dir") from None
+            before = {"run.json": "unreadable"}
         diff = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+        if diff and not overwrite:
+            raise CamkitError(f"{folder}: it holds a run with other settings ({', '.join(diff)}); choose another "
+                              "folder, remove it, or pass --overwrite")
         if diff:
-            raise CamkitError(f"--save-dir {save_dir}: it holds a run with other settings ({', '.join(diff)}); "
-                              "choose another --save-dir or remove it")
-    else:
+            for old in [path, *folder.glob("batch_*"), folder / "batches", folder / "figures"]:
+                if old.is_dir():
+                    shutil.rmtree(old)
+                elif old.exists():
+                    old.unlink()
+    if not path.is_file():
         atomic_write_json(path, settings)
 
 
@@ -193,7 +204,8 @@ def explain_dataset(model: keras.Model, folder: Any, base: Path, save_dir: Path,
                     options: dict[str, Any], layer: Any, target: str | int | None, class_names: Sequence[str],
                     size: tuple[int, int], channels: int, preprocess: Any, settings: dict[str, Any],
                     batch_size: int = 32, shard: str | None = None, n_figures: int = 8, fmt: str = "png",
-                    progress: bool | None = None, true_labels: dict[str, int] | None = None) -> DatasetResult:
+                    progress: bool | None = None, true_labels: dict[str, int] | None = None,
+                    overwrite: bool = False) -> DatasetResult:
     """Explain every image of ``folder`` (an :class:`~camkit.data.images.ImageFolder`) into ``save_dir``.
 
     ``true_labels``: image id (file stem) -> class index, for images not in class folders (e.g. from annotations).
@@ -213,9 +225,9 @@ def explain_dataset(model: keras.Model, folder: Any, base: Path, save_dir: Path,
 
         y_true = np.array([true_labels.get(image_id(name), -1) for name in names], np.int64)
     columns = parse_columns(target, len(class_names))
-    _check_settings(save_dir, {**settings, "method": method, "options": options, "columns": columns,
+    check_settings(save_dir, {**settings, "method": method, "options": options, "columns": columns,
                                "batch_size": batch_size, "input_size": list(size), "n_images": len(names),
-                               "files_sha1": files_digest(names)})
+                               "files_sha1": files_digest(names)}, overwrite)
     n_batches = -(-len(names) // batch_size)
     mine = [b for b in range(n_batches) if b % n == i]
     todo = [b for b in mine if not batch_path(save_dir, b).is_file()]
@@ -327,7 +339,7 @@ def run_folder(model: Any, data: dict[str, Any], exp_name: str, *, method: str, 
                target: Any, split: str, labels: Any, imagenet_labels: bool, image_size: int | None,
                n_images: int | None, batch_size: int, save_dir: str | Path | None, root: str | Path,
                shard: str | None, n_figures: int, fmt: str, progress: bool | None,
-               true_labels: Any = None) -> Any:
+               true_labels: Any = None, overwrite: bool = False) -> Any:
     """``camkit explain`` on a whole image folder (the module docstring): resolve inputs, run, summarise."""
     from camkit.data.splits import PREPROCESSORS
     from camkit.explaining import ExplainResult, _class_names, _image_input, _load_image_files
@@ -350,7 +362,7 @@ def run_folder(model: Any, data: dict[str, Any], exp_name: str, *, method: str, 
         class_names=class_names, size=size, channels=channels,
         preprocess=PREPROCESSORS.get(data["preprocess"], data["preprocess"]), settings=settings,
         batch_size=batch_size, shard=shard, n_figures=n_figures, fmt=fmt, progress=progress,
-        true_labels=true_labels(class_names) if callable(true_labels) else true_labels)
+        true_labels=true_labels(class_names) if callable(true_labels) else true_labels, overwrite=overwrite)
     skipped = len(result.batches) - len(result.computed)
     notes = [f"{len(result.computed)} of {len(result.batches)} batch(es) computed, {skipped} already there"]
     if shard is not None:

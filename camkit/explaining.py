@@ -232,7 +232,7 @@ def explain_to_dir(
     preprocess: str | None = None, layout: str | None = None, batch_size: int = 32,
     save_dir: str | Path | None = None, root: str | Path = ".", fmt: str = "png", show: bool = False,
     progress: bool | None = None, shard: str | None = None, options: dict[str, Any] | None = None,
-    n_figures: int = 8,
+    n_figures: int = 8, overwrite: bool = False,
 ) -> ExplainResult:
     """Explain ``n_images`` samples of a dataset split or image files; write ``explanation.npz`` + figures.
 
@@ -301,7 +301,8 @@ def explain_to_dir(
         return run_folder(model, data, exp_name, method=method, options=options or {}, layer=layer, target=target,
                           split=split, labels=labels, imagenet_labels=imagenet_labels, image_size=image_size,
                           n_images=None if n_images in (None, "all") else int(n_images), batch_size=batch_size,
-                          save_dir=save_dir, root=root, shard=shard, n_figures=n_figures, fmt=fmt, progress=progress)
+                          save_dir=save_dir, root=root, shard=shard, n_figures=n_figures, fmt=fmt, progress=progress,
+                          overwrite=overwrite)
     n_images = 8 if n_images is None else int(n_images)
     if is_images:
         size, channels = _image_input(model, image_size)

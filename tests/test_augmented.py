@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -245,3 +246,17 @@ def test_folder_run_errors(full_run, folder) -> None:
                      *args)
         assert bad.exit_code == 2 and message in bad.output, bad.output
         assert bad.output.count("\n") == 1
+
+
+def test_overwrite_replaces_a_run_made_with_other_settings(full_run, folder, tmp_path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(full_run, out)
+    images, model_path = folder
+    result = ok("explain", "--model-path", model_path, "--images", images, "--method", "augmented-gradcam",
+                "-o", "n_augment=2", "-o", "aggregate=max", "--batch-size", 5, "--save-dir", out, "--n-figures", 1,
+                "--no-progress", "--overwrite")
+    assert "2 of 2 batch(es) computed" in result.output
+    assert sorted(p.name for p in (out / "batches").iterdir()) == ["batch_00000.npz", "batch_00001.npz"]
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["image_00000.png"]
+    settings = json.loads((out / "run.json").read_text())
+    assert settings["options"] == {"n_augment": 2, "aggregate": "max"} and settings["batch_size"] == 5
