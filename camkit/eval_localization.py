@@ -259,9 +259,9 @@ def eval_localization(*, maps: Path | None = None, method: str | None = None, mo
         out = Path(out) if out is not None else maps / "localization"
     else:
         from camkit.explain_dataset import run_folder
-        from camkit.explaining import _resolve
+        from camkit.explain_inputs import resolve_source
 
-        model, exp_name, data = _resolve(model, config, experiment, None, images, data_root, preprocess, root)
+        model, exp_name, data = resolve_source(model, config, experiment, None, images, data_root, preprocess, root)
         if data.get("kind") != "images" and images is None:
             raise CamkitError("eval-localization explains images: give --images DIR or an image experiment")
         if annotations is None:

@@ -159,7 +159,7 @@ def explain_batch_arrays(model: keras.Model, x: np.ndarray, columns: Sequence[st
     Columns ``top1..topK`` come from one ``targets="topK"`` call; column ``true`` reuses the ``top1`` maps of the
     images whose true class is predicted and explains only the others.
     """
-    from camkit.explaining import probabilities
+    from camkit.explain_inputs import probabilities
 
     probs = probabilities(model, x)
     top = np.argsort(-probs, axis=1, kind="stable")[:, :N_TOP]
@@ -342,7 +342,8 @@ def run_folder(model: Any, data: dict[str, Any], exp_name: str, *, method: str, 
                true_labels: Any = None, overwrite: bool = False) -> Any:
     """``camkit explain`` on a whole image folder (the module docstring): resolve inputs, run, summarise."""
     from camkit.data.splits import PREPROCESSORS
-    from camkit.explaining import ExplainResult, _class_names, _image_input, _load_image_files
+    from camkit.explain_inputs import class_names_for, image_input, load_image_files
+    from camkit.explaining import ExplainResult
     from camkit.training import load_model
 
     model_id = _model_id(model)
@@ -350,11 +351,11 @@ def run_folder(model: Any, data: dict[str, Any], exp_name: str, *, method: str, 
         model = load_model(model, compile=False)
     if len(model.inputs) != 1:
         raise CamkitError(f"model: explain needs a model with one input, this one has {len(model.inputs)}")
-    size, channels = _image_input(model, image_size)
-    where, folder = _load_image_files(data, split, n_images or 2**62)
+    size, channels = image_input(model, image_size)
+    where, folder = load_image_files(data, split, n_images or 2**62)
     base = folder.root if Path(where).is_dir() else Path(where).parent
     n_classes = int(keras.tree.flatten(model.outputs)[0].shape[-1])
-    class_names = _class_names(n_classes, labels, imagenet_labels, folder.class_names or None)
+    class_names = class_names_for(n_classes, labels, imagenet_labels, folder.class_names or None)
     save_dir = Path(save_dir) if save_dir is not None else Path(root) / "plots" / exp_name / f"explain_{method}"
     settings = {"model": model_id, "layer": layer, "preprocess": data["preprocess"], "class_names": class_names}
     result = explain_dataset(

@@ -22,7 +22,6 @@ every map is computed, and every file is written atomically, so a user error lea
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -34,6 +33,13 @@ import keras
 import numpy as np
 
 from camkit.errors import CamkitError
+from camkit.explain_inputs import (
+    class_names_for,
+    image_input,
+    load_image_files,
+    probabilities,
+    resolve_source,
+)
 
 FORMATS = ("png", "pdf", "svg")
 PREPROCESS = ("rescale", "vgg16", "none")
@@ -90,52 +96,6 @@ def parse_layer(layer: str | int | None) -> str | int | None:
     return layer
 
 
-def _read_manifest_data(root: Path, name: str) -> dict:
-    path = root / "results" / name / "manifest.json"
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        return json.loads(path.read_text()).get("config", {}).get("data", {}) or {}
-    return {}
-
-
-def _resolve(model, config, experiment, dataset, images, data_root, preprocess, root) -> tuple[Any, str, dict]:
-    """(model or model path, experiment name, data defaults) from the options."""
-    from camkit.config import load_config
-    from camkit.runs import RunDirs
-
-    if config is not None and experiment is not None:
-        raise CamkitError("give -c/--config or --experiment, not both")
-    data: dict = {}
-    exp = None
-    if config is not None:
-        cfg = load_config(config)
-        exp, data = cfg.name, cfg.data.__dict__.copy()
-    elif experiment is not None:
-        exp, data = experiment, _read_manifest_data(Path(root), experiment)
-    if model is None:
-        if exp is None:
-            raise CamkitError("no model: give --model-path FILE, -c CONFIG or --experiment NAME")
-        model = RunDirs(exp, Path(root)).best_model
-    if exp is None:
-        path = Path(model) if isinstance(model, (str, Path)) else None
-        if path is None:
-            exp = model.name
-        elif path.stem == "best" and path.parent.parent.name == "models":
-            exp = path.parent.name  # models/<exp>/best.keras
-        else:
-            exp = path.stem
-    if (dataset is None) == (images is None) and (dataset is not None or not data.get("dataset")):
-        raise CamkitError("give either --dataset NAME (time series) or --images DIR (image files), not "
-                          f"{'both' if dataset is not None else 'neither'}")
-    if dataset is not None or images is not None:  # explicit data replace the experiment's
-        data = {**data, "dataset": dataset, "kind": "timeseries" if dataset is not None else "images",
-                "images": images}
-        if dataset is not None:
-            data.pop("preprocess", None)
-    data["root"] = data_root or data.get("root") or "data"
-    data["preprocess"] = preprocess or data.get("preprocess") or "rescale"
-    return model, exp, data
-
-
 def _load_series(data: dict, split: str, n: int) -> _Data:
     from camkit.data.timeseries import load_timeseries
 
@@ -144,57 +104,6 @@ def _load_series(data: dict, split: str, n: int) -> _Data:
     n = min(n, len(x))
     return _Data("timeseries", ds.name, [f"{split}[{i}]" for i in range(n)], list(ds.labels), x[:n], series=x[:n],
                  extra={"y_true": y[:n], "split": split})
-
-
-def _load_image_files(data: dict, split: str, n: int):
-    from camkit.data.images import ImageFolder, load_images
-    from camkit.data.timeseries import resolve_dataset_dir
-
-    path = data.get("images")
-    if path is None:  # an image experiment's dataset: its split folder
-        path = resolve_dataset_dir(data["dataset"], data["root"]) / split
-    folder = load_images(path)
-    return path, ImageFolder(folder.root, folder.files[:n], folder.labels[:n], folder.class_names)
-
-
-def _image_input(model: keras.Model, image_size: int | None) -> tuple[tuple[int, int], int]:
-    shape = tuple(model.input_shape[1:])
-    if len(shape) != 3:
-        raise CamkitError(f"--images: the model takes inputs of shape {shape}, not images (H, W, C)")
-    (h, w, c), size = shape, (image_size, image_size) if image_size else None
-    if size and h is not None and w is not None and size != (h, w):
-        raise CamkitError(f"--image-size {image_size}: the model expects {h}x{w} images")
-    if c not in (1, 3):
-        raise CamkitError(f"--images: the model expects {c}-channel inputs; images give 1 or 3")
-    return size or (h or 224, w or 224), c
-
-
-def _class_names(n_classes: int, labels, imagenet: bool, found: list[str] | None) -> list[str]:
-    from camkit.data.labels import imagenet_labels, read_labels
-
-    if labels is not None and imagenet:
-        raise CamkitError("give --labels FILE or --imagenet-labels, not both")
-    if labels is not None or imagenet:
-        names = read_labels(labels) if labels is not None else imagenet_labels()
-        if len(names) != n_classes:
-            what = f"--labels: {labels} has" if labels is not None else "--imagenet-labels: ImageNet has"
-            raise CamkitError(f"{what} {len(names)} class names but the model has {n_classes} outputs")
-        return names
-    if found is not None and len(found) == n_classes:
-        return found
-    return [f"class {k}" for k in range(n_classes)]
-
-
-def probabilities(model: keras.Model, x: Any) -> np.ndarray:
-    batches = [x] if isinstance(x, np.ndarray) else (b[0] for b in x)
-    outs = [np.asarray(keras.tree.flatten(model(b, training=False))[0], dtype=np.float64) for b in batches]
-    out = np.concatenate(outs)
-    if out.ndim != 2:
-        raise CamkitError(f"model: its output has shape {out.shape[1:]}; explain needs one score per class")
-    if (out >= 0).all() and np.allclose(out.sum(axis=1), 1, atol=1e-3):
-        return out.astype(np.float32)
-    e = np.exp(out - out.max(axis=1, keepdims=True))
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def _target_plan(target: Any, n_classes: int, images: bool) -> tuple[list[tuple[Any, list[str]]], bool]:
@@ -266,7 +175,7 @@ def explain_to_dir(
     ]:
         if not ok:
             raise CamkitError(message)
-    model, exp_name, data = _resolve(model, config, experiment, dataset, images, data_root, preprocess, root)
+    model, exp_name, data = resolve_source(model, config, experiment, dataset, images, data_root, preprocess, root)
     if data["preprocess"] not in PREPROCESS:
         raise CamkitError(f"--preprocess: choose one of {', '.join(PREPROCESS)}, not {data['preprocess']!r}")
     is_images = data.get("kind") == "images"
@@ -305,8 +214,8 @@ def explain_to_dir(
                           overwrite=overwrite)
     n_images = 8 if n_images is None else int(n_images)
     if is_images:
-        size, channels = _image_input(model, image_size)
-        where, folder = _load_image_files(data, split, 1 if multi else n_images)
+        size, channels = image_input(model, image_size)
+        where, folder = load_image_files(data, split, 1 if multi else n_images)
         pre = PREPROCESSORS.get(data["preprocess"], data["preprocess"])
         x = folder.dataset(size, batch_size=batch_size, preprocess=pre, channels=channels)
         base = folder.root if Path(where).is_dir() else Path(where).parent
@@ -329,7 +238,7 @@ def explain_to_dir(
     if not is_images and labels is None and not imagenet_labels and len(d.class_names) != n_classes:
         raise CamkitError(f"--dataset: {d.source} has {len(d.class_names)} classes but the model has "
                           f"{n_classes} outputs")
-    class_names = _class_names(n_classes, labels, imagenet_labels, d.class_names)
+    class_names = class_names_for(n_classes, labels, imagenet_labels, d.class_names)
     if "true_names" in d.extra and set(d.extra["true_names"]) <= set(class_names):
         d.extra["y_true"] = np.array([class_names.index(t) for t in d.extra["true_names"]])
 
