@@ -51,7 +51,8 @@ def compiled_step(model: keras.Model, path: str | None, guided: bool, class_scor
 
 
 def _pick(scores: tf.Tensor, spec: tf.Tensor, ranking: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
-    """Target class per sample from its code (class, rank or LOWEST, by ``ranking``, default ``scores``) and its score."""
+    """Target class per sample from its code (class, rank or LOWEST, ranked by ``ranking``, default the scores)
+    and its score."""
     ranking = scores if ranking is None else ranking
     n = tf.shape(scores)[-1]
     order = tf.argsort(ranking, axis=-1, direction="DESCENDING", stable=True)
