@@ -38,6 +38,7 @@ from camkit.errors import CamkitError
 FORMATS = ("png", "pdf", "svg")
 PREPROCESS = ("rescale", "vgg16", "none")
 LAYOUTS = ("viewer", "notebook")
+CLUSTER_METHODS = ("gradceam", "guided-gradceam")
 MAX_SHOWN = 20  # --show opens at most this many figures
 _OUR_FIGURES = re.compile(r"^(image_\d+_.*|series_\d+|series_grid|layer_\d+)\.(png|pdf|svg)$")
 
@@ -247,6 +248,12 @@ def explain_to_dir(
 
     target = parse_target(target)
     layer = parse_layer(layer)
+    if method in CLUSTER_METHODS:  # a clustering experiment's best / worst / centre figures
+        from camkit.explain_clusters import explain_clusters
+
+        return explain_clusters(config=config, experiment=experiment, dataset=dataset, data_root=data_root,
+                                split=split, layer=layer, batch_size=batch_size, root=root, fmt=fmt,
+                                save_dir=save_dir, progress=progress)
     for ok, message in [
         (fmt in FORMATS, f"--format: choose one of {', '.join(FORMATS)}, not {fmt!r}"),
         (split in ("test", "train"), f"--split: choose test or train, not {split!r}"),
