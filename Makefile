@@ -23,6 +23,10 @@ demo: $(STAMP)
 	      "models/gunpoint_fcn/best.keras, plots/gunpoint_fcn/confusion_matrix.png"
 	@echo "maps and figures: plots/gunpoint_fcn/explain_{cam,gradcam,gradcam++}/" \
 	      "(explanation.npz, series_0..7.png, series_grid.png)"
+	$(BIN)/camkit run configs/gunpoint_cluster.yaml --epochs 10 --name gunpoint_cluster_demo --no-progress
+	$(BIN)/camkit explain --experiment gunpoint_cluster_demo --method gradceam --no-progress
+	@echo "Grad-CeAM (10 epochs; configs/gunpoint_cluster.yaml trains 50): results/gunpoint_cluster_demo/" \
+	      "(cluster_metrics.json, faithfulness.json), plots/gunpoint_cluster_demo/grad_test_{best,worst,centers}{0,1}/"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
