@@ -290,6 +290,7 @@ def explain(model_path: Path | None, config_path: Path | None, layer_backcount: 
     \b
     Example:
       camkit explain -c configs/gunpoint_fcn.yaml --method gradcam++
+      camkit explain -c configs/gunpoint_cluster.yaml --method gradceam   (clusters: best/worst/centres)
       camkit explain --model-path vgg.keras --images photos/ --imagenet-labels --n-images 3
       camkit explain --model-path vgg.keras --images photos/ --layer-backcount 1 3 4 --labels labels.txt
     """

@@ -240,7 +240,8 @@ def explain_to_dir(
     ``experiment`` (``<root>/models/NAME/best.keras``), whose dataset is then the default. ``layer_backcount``:
     the Grad-CAM viewer's count of conv layers from the end (1 = last); several values explain the first
     sample at every one of those layers. ``layout``: images only, ``viewer`` (default) or ``notebook``
-    (input | CAM | guided backprop | guided Grad-CAM; the default for guided methods).
+    (input | CAM | guided backprop | guided Grad-CAM; the default for guided methods). ``method`` gradceam or
+    guided-gradceam: the best / worst / centre figures of a clustering experiment (``explain_clusters.py``).
     """
     import camkit
     from camkit.data.splits import PREPROCESSORS
@@ -248,12 +249,6 @@ def explain_to_dir(
 
     target = parse_target(target)
     layer = parse_layer(layer)
-    if method in CLUSTER_METHODS:  # a clustering experiment's best / worst / centre figures
-        from camkit.explain_clusters import explain_clusters
-
-        return explain_clusters(config=config, experiment=experiment, dataset=dataset, data_root=data_root,
-                                split=split, layer=layer, batch_size=batch_size, root=root, fmt=fmt,
-                                save_dir=save_dir, progress=progress)
     for ok, message in [
         (fmt in FORMATS, f"--format: choose one of {', '.join(FORMATS)}, not {fmt!r}"),
         (split in ("test", "train"), f"--split: choose test or train, not {split!r}"),
@@ -267,6 +262,12 @@ def explain_to_dir(
     ]:
         if not ok:
             raise CamkitError(message)
+    if method in CLUSTER_METHODS:  # a clustering experiment's best / worst / centre figures
+        from camkit.explain_clusters import explain_clusters
+
+        return explain_clusters(config=config, experiment=experiment, dataset=dataset, data_root=data_root,
+                                split=split, layer=layer, batch_size=batch_size, root=root, fmt=fmt,
+                                save_dir=save_dir, progress=progress)
     model, exp_name, data = _resolve(model, config, experiment, dataset, images, data_root, preprocess, root)
     if data["preprocess"] not in PREPROCESS:
         raise CamkitError(f"--preprocess: choose one of {', '.join(PREPROCESS)}, not {data['preprocess']!r}")
