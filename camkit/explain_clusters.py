@@ -181,7 +181,7 @@ def explain_clusters(*, config: str | Path | None = None, experiment: str | None
 
     written = [save_figure(build(), p) for p, build in tqdm(jobs, desc="figures", unit="figure", leave=False,
                                                               disable=progress is False or len(jobs) < 10)]
-    report = faithfulness(clusters.encoder, x, mu, layer, batch_size, progress=bool(progress))
+    report = faithfulness(clusters.encoder, x, mu, layer, batch_size, progress=progress is not False)
     report.update(experiment=exp_name, dataset=splits.name, split=split)
     atomic_write_json(dirs.results / "faithfulness.json", report)
     notes = [format_faithfulness(report), f"faithfulness: {dirs.results / 'faithfulness.json'}"]

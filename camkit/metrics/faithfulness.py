@@ -46,8 +46,8 @@ def faithfulness(encoder: keras.Model, x: np.ndarray, centroids: np.ndarray, lay
     weights = GradCeAM(centroids=centroids).weights
     before = np.zeros(k_count, np.int64)
     after = np.zeros((k_count, k_count), np.int64)
-    for start in tqdm(range(0, len(x), batch_size), desc="faithfulness", unit="batch", disable=not progress,
-                      leave=False):
+    starts = range(0, len(x), batch_size)
+    for start in tqdm(starts, desc="faithfulness", unit="batch", disable=not progress or len(starts) < 4, leave=False):
         acts = tf.convert_to_tensor(below(x[start:start + batch_size], training=False))
         spatial = list(range(1, acts.shape.rank - 1))
         codes = above(acts, training=False)
