@@ -31,6 +31,10 @@ demo: $(STAMP)
 	  --annotations data/cluttered_digits/annotations/test --overwrite
 	@echo "localization: results/cluttered_digits_cnn/localization_gradcam/," \
 	      "plots/cluttered_digits_cnn/demo_augmented/{figures,localization}/"
+	$(BIN)/camkit run configs/gunpoint_cluster.yaml --epochs 10 --name gunpoint_cluster_demo --no-progress
+	$(BIN)/camkit explain --experiment gunpoint_cluster_demo --method gradceam --no-progress
+	@echo "Grad-CeAM (10 epochs; configs/gunpoint_cluster.yaml trains 50): results/gunpoint_cluster_demo/" \
+	      "(cluster_metrics.json, faithfulness.json), plots/gunpoint_cluster_demo/grad_test_{best,worst,centers}{0,1}/"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -101,6 +101,8 @@ def experiment_options(command: Callable) -> Callable:
         click.option("--strategy", type=click.Choice(["default", "mirrored"]), help="tf.distribute strategy."),
         click.option("--weights", is_flag=False, flag_value="auto",
                      help="Resume from a .keras file; alone: the experiment's own models/NAME/best.keras."),
+        click.option("--task", type=click.Choice(["classify", "cluster"]),
+                     help="classify, or cluster: autoencoder + k-means on its latent codes (Grad-CeAM)."),
         click.option("--weights-file", help="Pretrained weights for the model builder (model.options.weights): "
                                             "a VGG16 .h5 file, or imagenet."),
         click.option("--root", default=".", show_default=True, type=click.Path(path_type=Path),
@@ -130,9 +132,11 @@ def _config(config_path: Path | None, kw: dict[str, Any]):
         "train.strategy": kw.pop("strategy"),
         "train.weights": kw.pop("weights"),
         "model.options.weights": kw.pop("weights_file"),
+        "task": kw.pop("task"),
     }
     if config_path is None and overrides["name"] is None and overrides["data.dataset"]:
-        overrides["name"] = f"{Path(overrides['data.dataset']).name}_{overrides['model.name'] or 'fcn'}"
+        default_model = "cluster" if overrides["task"] == "cluster" else "fcn"
+        overrides["name"] = f"{Path(overrides['data.dataset']).name}_{overrides['model.name'] or default_model}"
     return load_config(config_path, overrides)
 
 
@@ -161,6 +165,10 @@ def train(config_path: Path | None, root: Path, no_progress: bool, **kw: Any) ->
         click.echo(f"trained {summary['model']} on {summary['dataset']}: {summary['epochs']} epochs in "
                    f"{summary['train_wall_time_s']:.1f} s, best epoch {summary['best_epoch']}")
     click.echo(f"model: {summary['model_path']}")
+    if "clustering" in summary:
+        click.echo(f"k-means, {summary['kmeans']['n_clusters']} clusters on the latent codes:")
+        click.echo(summary["clustering"]["text"])
+        click.echo(f"metrics: {summary['clustering']['metrics_path']}")
 
 
 @main.command()
@@ -179,8 +187,9 @@ def evaluate(config_path: Path | None, root: Path, model_path: Path | None, **kw
 
     report = evaluate_experiment(_config(config_path, kw), root, model_path=model_path)
     click.echo(report["text"])
-    click.echo(f"metrics: {root / 'results' / report['experiment'] / 'metrics.json'}")
-    click.echo(f"figure: {report['confusion_matrix_png']}")
+    click.echo(f"metrics: {report.get('metrics_path') or root / 'results' / report['experiment'] / 'metrics.json'}")
+    if "confusion_matrix_png" in report:
+        click.echo(f"figure: {report['confusion_matrix_png']}")
 
 
 @main.command()
@@ -306,6 +315,7 @@ def explain(model_path: Path | None, config_path: Path | None, layer_backcount: 
     \b
     Example:
       camkit explain -c configs/gunpoint_fcn.yaml --method gradcam++
+      camkit explain -c configs/gunpoint_cluster.yaml --method gradceam   (clusters: best/worst/centres)
       camkit explain --model-path vgg.keras --images photos/ --imagenet-labels --n-images 3
       camkit explain --model-path vgg.keras --images photos/ --layer-backcount 1 3 4 --labels labels.txt
       camkit explain --model-path vgg.keras --images val/ --method augmented-gradcam -o aggregate=all --shard 0/4

@@ -10,6 +10,12 @@ A config has four sections; every key is optional and has the default below::
     train: {epochs: 500, batch_size: null, learning_rate: 0.001, seed: 0, strategy: default,
             monitor: loss, reduce_lr_factor: 0.5, reduce_lr_patience: 50, min_lr: 0.0001,
             validation_split: 0.0, weights: null}
+    task: classify              # classify | cluster (autoencoder + k-means on the latent codes)
+    cluster: {n_clusters: null, n_init: 20}   # task cluster: k (null: the number of classes), k-means restarts
+
+With ``task: cluster`` the defaults of keys the file and the options leave unset become Grad-CeAM's:
+``model.name`` resnet1d-ae (time series) or conv-ae (images), ``train.epochs`` 50 (0 with ``train.weights``:
+reuse the trained autoencoder), ``train.batch_size`` 10.
 
 Unknown keys and wrong types are errors that name the file and the key.
 """
@@ -29,6 +35,9 @@ import yaml
 from camkit.errors import CamkitError
 
 STEPS = ("train", "evaluate")
+TASKS = ("classify", "cluster")
+CLUSTER_DEFAULTS = {"train.epochs": 50, "train.batch_size": 10}  # Grad-CeAM's autoencoder training
+CLUSTER_MODELS = {"timeseries": "resnet1d-ae", "images": "conv-ae"}
 STRATEGIES = ("default", "mirrored")
 # PyYAML (YAML 1.1) reads 1e-3 or 1.0e3 as strings: a float needs a dot and a signed exponent there.
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -66,12 +75,20 @@ class TrainConfig:
 
 
 @dataclass
+class ClusterConfig:
+    n_clusters: int | None = None  # None: the number of classes of the dataset
+    n_init: int = 20  # k-means restarts (seeded by train.seed)
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "experiment"
     steps: list[str] = field(default_factory=lambda: list(STEPS))
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    task: str = "classify"  # classify | cluster
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,7 +161,11 @@ def _validate(config: ExperimentConfig, where: str) -> ExperimentConfig:
         raise CamkitError(
             f"{where}: train.strategy must be one of {', '.join(STRATEGIES)}, got {config.train.strategy!r}"
         )
+    if config.task not in TASKS:
+        raise CamkitError(f"{where}: task must be one of {', '.join(TASKS)}, got {config.task!r}")
     checks = [
+        (config.cluster.n_clusters is None or config.cluster.n_clusters >= 1, "cluster.n_clusters must be >= 1"),
+        (config.cluster.n_init >= 1, "cluster.n_init must be >= 1"),
         (config.train.epochs >= 0, "train.epochs must be at least 0 (0 reuses --weights as they are)"),
         (config.train.batch_size is None or config.train.batch_size >= 1, "train.batch_size must be >= 1"),
         (config.train.learning_rate > 0, "train.learning_rate must be positive"),
@@ -191,4 +212,22 @@ def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None
                 raise CamkitError(f"{where}: {section} must be a mapping (to set {dotted}), got {child!r}")
             node = child
         node[leaf] = value
-    return _validate(_build(ExperimentConfig, raw, where), where)
+    config = _build(ExperimentConfig, raw, where)
+    if config.task == "cluster":
+        _cluster_defaults(config, raw)
+    return _validate(config, where)
+
+
+def _cluster_defaults(config: ExperimentConfig, raw: dict[str, Any]) -> None:
+    """Grad-CeAM's model, epochs and batch size where the file and the overrides leave them unset."""
+    def unset(dotted: str) -> bool:
+        section, key = dotted.split(".")
+        return not isinstance(raw.get(section), dict) or raw[section].get(key) is None
+
+    defaults = {**CLUSTER_DEFAULTS, "model.name": CLUSTER_MODELS.get(config.data.kind)}
+    if config.train.weights is not None:
+        defaults["train.epochs"] = 0  # --weights alone reuses the trained autoencoder as it is
+    for dotted, value in defaults.items():
+        if unset(dotted) and value is not None:
+            section, key = dotted.split(".")
+            setattr(getattr(config, section), key, value)

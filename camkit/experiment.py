@@ -47,6 +47,10 @@ def _weights_path(config: ExperimentConfig, dirs: RunDirs) -> Path | None:
 
 def train_experiment(config: ExperimentConfig, root: Path = Path("."), progress: bool = True) -> dict:
     """Train the configured model; write the best model, CSV log, metrics JSON and manifest."""
+    if config.task == "cluster":
+        from camkit.clustering import train_clusters
+
+        return train_clusters(config, root, progress)
     dirs = RunDirs(config.name, root)
     data = load_data(config.data)
     resume = _weights_path(config, dirs)
@@ -106,6 +110,10 @@ def train_experiment(config: ExperimentConfig, root: Path = Path("."), progress:
 def evaluate_experiment(config: ExperimentConfig, root: Path = Path("."), model_path: Path | None = None,
                         model: keras.Model | None = None) -> dict:
     """Classification report of the experiment's best model (or ``model_path``) on the test split."""
+    if config.task == "cluster":
+        from camkit.clustering import evaluate_clusters
+
+        return evaluate_clusters(config, root)
     dirs = RunDirs(config.name, root)
     data = load_data(config.data)
     if model is None:

@@ -44,6 +44,7 @@ from camkit.explain_inputs import (
 FORMATS = ("png", "pdf", "svg")
 PREPROCESS = ("rescale", "vgg16", "none")
 LAYOUTS = ("viewer", "notebook")
+CLUSTER_METHODS = ("gradceam", "guided-gradceam")
 MAX_SHOWN = 20  # --show opens at most this many figures
 _OUR_FIGURES = re.compile(r"^(image_\d+_.*|series_\d+|series_grid|layer_\d+)\.(png|pdf|svg)$")
 
@@ -152,7 +153,8 @@ def explain_to_dir(
     (input | CAM | guided backprop | guided Grad-CAM; the default for guided methods). ``n_images``: a count
     (default 8) or ``"all"``; ``options`` go to the method. Images with ``n_images="all"``, a ``shard`` or
     method ``augmented-gradcam`` are explained batch by batch into ``save_dir/batches/`` (``explain_dataset.py``:
-    resumable and shardable, ``n_figures`` figures).
+    resumable and shardable, ``n_figures`` figures). ``method`` gradceam or guided-gradceam: the best / worst /
+    centre figures of a clustering experiment (``explain_clusters.py``).
     """
     import camkit
     from camkit.data.splits import PREPROCESSORS
@@ -175,6 +177,12 @@ def explain_to_dir(
     ]:
         if not ok:
             raise CamkitError(message)
+    if method in CLUSTER_METHODS:  # a clustering experiment's best / worst / centre figures
+        from camkit.explain_clusters import explain_clusters
+
+        return explain_clusters(config=config, experiment=experiment, dataset=dataset, data_root=data_root,
+                                split=split, layer=layer, batch_size=batch_size, root=root, fmt=fmt,
+                                save_dir=save_dir, progress=progress)
     model, exp_name, data = resolve_source(model, config, experiment, dataset, images, data_root, preprocess, root)
     if data["preprocess"] not in PREPROCESS:
         raise CamkitError(f"--preprocess: choose one of {', '.join(PREPROCESS)}, not {data['preprocess']!r}")

@@ -138,22 +138,23 @@ def fit_classifier(build: Callable[[], keras.Model], train_data: Any, *, epochs:
                    reduce_lr: tuple[float, int, float] = (0.5, 50, 1e-4), strategy: str = "default",
                    validation_data: Any = None, validation_split: float = 0.0,
                    batch_size: int | None = None, resume_from: Path | None = None,
-                   progress: bool = True) -> FitResult:
+                   progress: bool = True, loss: str = "sparse_categorical_crossentropy") -> FitResult:
     """Compile and fit; ``train_data`` is ``(x, y)`` arrays or a batched ``tf.data.Dataset``.
 
     ``resume_from`` continues from a saved model (its optimizer state included); with
     ``epochs=0`` the saved model is reused as it is. The best epoch by ``monitor`` is saved to
-    ``best_path`` and the per-epoch log to ``log_path`` (CSV, renamed into place at the end).
+    ``best_path`` and the per-epoch log to ``log_path`` (CSV, renamed into place at the end). ``loss``:
+    a Keras loss name (``"mse"`` trains an autoencoder on ``(x, x)`` pairs; accuracy is logged for the default).
     """
     dist = make_strategy(strategy)
     with strategy_scope(dist):
         if resume_from is not None:
             model = load_model(resume_from, compile=True)
             if model.optimizer is None or not model.compiled:
-                _compile(model, learning_rate)
+                _compile(model, learning_rate, loss)
         else:
             model = build()
-            _compile(model, learning_rate)
+            _compile(model, learning_rate, loss)
     if epochs == 0:
         if resume_from is None:
             raise CamkitError("--epochs 0 needs --weights: there is nothing to reuse")
@@ -184,6 +185,6 @@ def fit_classifier(build: Callable[[], keras.Model], train_data: Any, *, epochs:
                      keep.best_epoch, keep.sign * keep.best, wall, epochs)
 
 
-def _compile(model: keras.Model, learning_rate: float) -> None:
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+def _compile(model: keras.Model, learning_rate: float, loss: str = "sparse_categorical_crossentropy") -> None:
+    metrics = ["accuracy"] if loss == "sparse_categorical_crossentropy" else []
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)

@@ -16,7 +16,9 @@ from camkit.methods import Method, base, explain, register_method, step
 from camkit.methods.layers import LayerRef, listing, walk
 
 L = keras.layers
-ALL = camkit.methods()
+NEEDS_CENTROIDS = {"gradceam", "guided-gradceam"}  # Grad-CeAM explains clusters: tests/test_gradceam.py
+IMAGES_ONLY = {"augmented-gradcam": {"n_augment": 3}}  # warps images: tests/test_augmented.py
+ALL = [m for m in camkit.methods() if m not in NEEDS_CENTROIDS and m not in IMAGES_ONLY]
 
 
 def functional() -> keras.Model:
@@ -123,8 +125,8 @@ def test_no_mutation(kind: str) -> None:
     model.layers[-1].trainable = False  # a frozen head stays frozen, the rest trainable
     before = snapshot(model)
     outputs, grads = keras.ops.convert_to_numpy(model(x)), input_gradient(model, x)
-    for method in ALL:
-        exp = explain(model, x, method=method)
+    for method, options in [*((m, {}) for m in ALL), *(IMAGES_ONLY.items() if x.ndim == 4 else [])]:
+        exp = explain(model, x, method=method, **options)
         assert exp.maps.shape == (3, *x.shape[1:-1]) and exp.maps.min() >= 0 and exp.maps.max() <= 1, method
     with pytest.raises(CamkitError):
         explain(model, x, layer=-99)
@@ -272,8 +274,8 @@ def test_targets() -> None:
 def test_registry_and_api() -> None:
     names = ["cam", "counterfactual", "gradcam", "gradcam++", "guided-backprop", "guided-gradcam", "guided-gradcam++"]
     assert names == ALL
-    assert camkit.methods() == ALL and camkit.explain is explain
-    with pytest.raises(CamkitError, match="unknown method 'nope'; choose one of cam"):
+    assert camkit.methods() == sorted([*ALL, *NEEDS_CENTROIDS, *IMAGES_ONLY]) and camkit.explain is explain
+    with pytest.raises(CamkitError, match="unknown method 'nope'; choose one of augmented-gradcam, cam"):
         explain(functional(), np.zeros((1, 10, 2)), method="nope")
     with pytest.raises(CamkitError, match="unexpected option"):
         explain(functional(), np.zeros((1, 10, 2)), aggregate="max")

@@ -49,7 +49,8 @@ def test_registry_lists_the_builders():
 def test_every_registered_builder_is_covered():
     """A new builder must get shape/parameter tests here (or in its own test file, like densenet)."""
     covered_here = {"fcn", "resnet1d", "resnet1d-ae", "vgg16", "vgg16-gap"}
-    covered_elsewhere = {"densenet-half", "densenet-full", "small-gap-cnn"}  # test_densenet_fcn.py, test_benchmark.py
+    covered_elsewhere = {"densenet-half", "densenet-full", "small-gap-cnn",  # test_densenet_fcn.py, test_benchmark.py
+                         "conv-ae"}  # test_clustering.py
     assert set(model_names()) == covered_here | covered_elsewhere
 
 

@@ -428,8 +428,8 @@ def _error_cases(root: Path, data_root: Path, italy: Path) -> dict[str, tuple[li
     monitor_config.write_text("train:\n  monitor: val_loss\n")
     return {
         "unknown model": (["train", *gp, "--model", "lenet", "--epochs", 1],
-                          "Error: --model: unknown model 'lenet'; choose one of densenet-full, densenet-half, fcn, "
-                          "resnet1d, resnet1d-ae, small-gap-cnn, vgg16, vgg16-gap"),
+                          "Error: --model: unknown model 'lenet'; choose one of conv-ae, densenet-full, densenet-half, "
+                          "fcn, resnet1d, resnet1d-ae, small-gap-cnn, vgg16, vgg16-gap"),
         "missing dataset": (["train", "--dataset", "NoSuchSet", "--data-root", data_root, "--root", root],
                             "Error: --dataset: no dataset folder 'NoSuchSet'"),
         "epochs 0 without weights": (["train", *gp, "--epochs", 0], "Error: --epochs 0 needs --weights"),

@@ -102,8 +102,16 @@ class Method:
         """(B, classes) scores to explain, from the model's outputs while tracing: logits of the first output."""
         return pre_softmax(keras.tree.flatten(outputs)[0])
 
+    def target_ranking(self, outputs: Any, scores: tf.Tensor) -> tf.Tensor:
+        """(B, classes) values that rank the targets (None: the highest, topK, lowest); default the class scores."""
+        return scores
+
+    def guided_scores(self, outputs: Any, scores: tf.Tensor) -> tf.Tensor:
+        """(B, classes) scores whose guided input gradient guided methods take; default the class scores."""
+        return scores
+
     def step_key(self) -> Hashable:
-        """Part of the compiled-step cache key; override if :meth:`class_scores` depends on instance state."""
+        """Part of the compiled-step cache key; override if the score methods depend on instance state."""
         return type(self).class_scores
 
     def channel_weights(self, batch: Batch) -> tf.Tensor:
@@ -368,7 +376,8 @@ def explain(
     batch_shape = (size, *sample_shape)
     ref = _resolve(model, layer, batch_shape, meth) if meth.uses_layer else None
     meth.setup(model, ref, batch_shape)
-    step = compiled_step(model, ref.path if ref else None, meth.guided, meth.class_scores, meth.step_key())
+    step = compiled_step(model, ref.path if ref else None, meth.guided, meth.class_scores, meth.step_key(),
+                         meth.target_ranking, meth.guided_scores)
 
     parts: list[list[ChunkResult]] = []
     offset = 0

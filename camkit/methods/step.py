@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import keras
@@ -31,27 +31,33 @@ from camkit.methods.layers import ScoreFn, find_path, guided_relus, is_spatial, 
 PREDICTED = -1  # target codes: >= 0 a class, -1 - r the class ranked r by score (-1: predicted), LOWEST the lowest
 LOWEST = int(np.iinfo(np.int32).min)
 
+RankFn = Callable[[Any, tf.Tensor], tf.Tensor]
 _CACHE: weakref.WeakKeyDictionary[keras.Model, dict[Hashable, Any]] = weakref.WeakKeyDictionary()
 
 
-def compiled_step(model: keras.Model, path: str | None, guided: bool, class_scores: ScoreFn, key: Hashable) -> Any:
-    """The ``tf.function`` for (model, layer path, guided, ``key`` naming ``class_scores``), built on first use.
+def compiled_step(model: keras.Model, path: str | None, guided: bool, class_scores: ScoreFn, key: Hashable,
+                  ranking: RankFn | None = None, guided_scores: RankFn | None = None) -> Any:
+    """The ``tf.function`` for (model, layer path, guided, ``key`` naming the score functions), built on first use.
 
-    Cached per model through a weak reference: the step holds no reference to the model, so dropping
-    the model drops its steps.
+    ``ranking(outputs, scores)``: (B, classes) values that rank the classes for the target codes (predicted
+    = highest, top-k, lowest); default the scores. ``guided_scores(outputs, scores)``: (B, classes) scores
+    whose guided input gradient is taken; default the scores. Cached per model through a weak reference:
+    the step holds no reference to the model, so dropping the model drops its steps.
     """
     steps = _CACHE.setdefault(model, {})
     if (path, guided, key) not in steps:
-        steps[path, guided, key] = _build_step(weakref.ref(model), path, guided, class_scores)
+        steps[path, guided, key] = _build_step(weakref.ref(model), path, guided, class_scores, ranking, guided_scores)
     return steps[path, guided, key]
 
 
-def _pick(scores: tf.Tensor, spec: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Target class per sample from its code (class, rank or LOWEST) and its score."""
+def _pick(scores: tf.Tensor, spec: tf.Tensor, ranking: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    """Target class per sample from its code (class, rank or LOWEST, ranked by ``ranking``, default the scores)
+    and its score."""
+    ranking = scores if ranking is None else ranking
     n = tf.shape(scores)[-1]
-    order = tf.argsort(scores, axis=-1, direction="DESCENDING", stable=True)
+    order = tf.argsort(ranking, axis=-1, direction="DESCENDING", stable=True)
     ranked = tf.gather(order, tf.clip_by_value(-1 - spec, 0, n - 1), batch_dims=1)
-    lowest = tf.argmin(scores, axis=-1, output_type=tf.int32)
+    lowest = tf.argmin(ranking, axis=-1, output_type=tf.int32)
     targets = tf.where(spec >= 0, tf.minimum(spec, n - 1), tf.where(spec == LOWEST, lowest, ranked))
     return targets, tf.cast(tf.gather(scores, targets, batch_dims=1), tf.float32)
 
@@ -76,7 +82,8 @@ def _captured(sink: list[Any], path: str) -> tf.Tensor:
     return acts
 
 
-def _build_step(model_ref: weakref.ref, path: str | None, guided: bool, class_scores: ScoreFn) -> Any:
+def _build_step(model_ref: weakref.ref, path: str | None, guided: bool, class_scores: ScoreFn,
+                ranking: RankFn | None, guided_scores: RankFn | None) -> Any:
     """``step(x, spec) -> dict`` of acts, grads, input_grads (guided), targets, scores, n_classes."""
 
     def step(x: tf.Tensor, spec: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -89,8 +96,11 @@ def _build_step(model_ref: weakref.ref, path: str | None, guided: bool, class_sc
             tape = stack.enter_context(tf.GradientTape(watch_accessed_variables=False))
             if path is not None:
                 stack.enter_context(record_calls(find_path(model, path), sink, tape))
-            scores = _checked_scores(class_scores(model(x, training=False)))
-            targets, picked = _pick(scores, spec)
+            outputs = model(x, training=False)
+            scores = _checked_scores(class_scores(outputs))
+            targets, picked = _pick(scores, spec, ranking(outputs, scores) if ranking else None)
+            if guided and guided_scores is not None:
+                guided_picked = tf.gather(guided_scores(outputs, scores), targets, batch_dims=1)
         if path is not None:
             acts = _captured(sink, path)
             grads = tape.gradient(picked, acts)
@@ -98,7 +108,7 @@ def _build_step(model_ref: weakref.ref, path: str | None, guided: bool, class_sc
                 raise CamkitError(f"layer: the class scores do not depend on {path!r}")
             out.update(acts=tf.cast(acts, tf.float32), grads=tf.cast(grads, tf.float32))
         if guided:
-            out["input_grads"] = tf.gradients(picked, x)[0]
+            out["input_grads"] = tf.gradients(guided_picked if guided_scores else picked, x)[0]
         out.update(targets=targets, scores=picked, n_classes=tf.shape(scores)[-1])
         return out
 
