@@ -9,7 +9,7 @@ A config has four sections; every key is optional and has the default below::
     model: {name: fcn, options: {}}
     train: {epochs: 500, batch_size: null, learning_rate: 0.001, seed: 0, strategy: default,
             monitor: loss, reduce_lr_factor: 0.5, reduce_lr_patience: 50, min_lr: 0.0001,
-            validation_split: 0.0, weights: null}
+            validation_split: 0.0, weights: null, optimizer: adam, half_weights: null}
 
 Unknown keys and wrong types are errors that name the file and the key.
 """
@@ -30,6 +30,7 @@ from camkit.errors import CamkitError
 
 STEPS = ("train", "evaluate")
 STRATEGIES = ("default", "mirrored")
+OPTIMIZERS = ("adam", "adadelta")
 # PyYAML (YAML 1.1) reads 1e-3 or 1.0e3 as strings: a float needs a dot and a signed exponent there.
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
@@ -63,6 +64,8 @@ class TrainConfig:
     min_lr: float = 1e-4
     validation_split: float = 0.0
     weights: str | None = None  # a .keras file to resume from
+    optimizer: str = "adam"  # adam | adadelta (High-res CAM: adadelta with learning_rate 1.0)
+    half_weights: str | None = None  # densenet-full only: the trained densenet-half .keras model it starts from
 
 
 @dataclass
@@ -144,6 +147,13 @@ def _validate(config: ExperimentConfig, where: str) -> ExperimentConfig:
         raise CamkitError(
             f"{where}: train.strategy must be one of {', '.join(STRATEGIES)}, got {config.train.strategy!r}"
         )
+    if config.train.optimizer not in OPTIMIZERS:
+        raise CamkitError(
+            f"{where}: train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {config.train.optimizer!r}"
+        )
+    if config.train.half_weights is not None and config.model.name != "densenet-full":
+        raise CamkitError(f"{where}: train.half_weights (--half-weights) is for model densenet-full, "
+                          f"not {config.model.name!r}")
     checks = [
         (config.train.epochs >= 0, "train.epochs must be at least 0 (0 reuses --weights as they are)"),
         (config.train.batch_size is None or config.train.batch_size >= 1, "train.batch_size must be >= 1"),
