@@ -101,6 +101,8 @@ def experiment_options(command: Callable) -> Callable:
         click.option("--strategy", type=click.Choice(["default", "mirrored"]), help="tf.distribute strategy."),
         click.option("--weights", is_flag=False, flag_value="auto",
                      help="Resume from a .keras file; alone: the experiment's own models/NAME/best.keras."),
+        click.option("--half-weights", help="densenet-full: the trained densenet-half .keras model whose layers it "
+                                            "copies and freezes (and that evaluate checks it against)."),
         click.option("--weights-file", help="Pretrained weights for the model builder (model.options.weights): "
                                             "a VGG16 .h5 file, or imagenet."),
         click.option("--root", default=".", show_default=True, type=click.Path(path_type=Path),
@@ -129,11 +131,18 @@ def _config(config_path: Path | None, kw: dict[str, Any]):
         "train.seed": kw.pop("seed"),
         "train.strategy": kw.pop("strategy"),
         "train.weights": kw.pop("weights"),
+        "train.half_weights": kw.pop("half_weights"),
         "model.options.weights": kw.pop("weights_file"),
     }
     if config_path is None and overrides["name"] is None and overrides["data.dataset"]:
         overrides["name"] = f"{Path(overrides['data.dataset']).name}_{overrides['model.name'] or 'fcn'}"
     return load_config(config_path, overrides)
+
+
+def parity_text(parity: dict) -> str:
+    """One line on the densenet-full / densenet-half parity check (it raised if the models disagree)."""
+    return (f"parity with {parity['half_weights']}: {parity['images']} test images, identical predictions, "
+            f"max |p_full - p_half| = {parity['max_abs_prob_diff']:.2g}")
 
 
 config_option = click.option("--config", "-c", "config_path", type=click.Path(path_type=Path),
@@ -151,6 +160,7 @@ def train(config_path: Path | None, root: Path, no_progress: bool, **kw: Any) ->
     Example:
       camkit train -c configs/gunpoint_fcn.yaml --epochs 300
       camkit train --dataset ItalyPowerDemand --model fcn --epochs 200 --seed 1
+      camkit train -c configs/hires_digits_full.yaml --half-weights models/hires_digits_half/best.keras
     """
     from camkit.experiment import train_experiment
 
@@ -160,6 +170,8 @@ def train(config_path: Path | None, root: Path, no_progress: bool, **kw: Any) ->
     else:
         click.echo(f"trained {summary['model']} on {summary['dataset']}: {summary['epochs']} epochs in "
                    f"{summary['train_wall_time_s']:.1f} s, best epoch {summary['best_epoch']}")
+    if "parity" in summary:
+        click.echo(parity_text(summary["parity"]))
     click.echo(f"model: {summary['model_path']}")
 
 
@@ -179,6 +191,8 @@ def evaluate(config_path: Path | None, root: Path, model_path: Path | None, **kw
 
     report = evaluate_experiment(_config(config_path, kw), root, model_path=model_path)
     click.echo(report["text"])
+    if "parity" in report:
+        click.echo(parity_text(report["parity"]))
     click.echo(f"metrics: {root / 'results' / report['experiment'] / 'metrics.json'}")
     click.echo(f"figure: {report['confusion_matrix_png']}")
 
