@@ -8,7 +8,7 @@ is imported, so the module itself is made callable.
 import sys
 import types
 
-from camkit.methods import cam, gradcam, gradcampp, guided  # noqa: F401  (registers the methods)
+from camkit.methods import cam, gradcam, gradcampp, guided, hires  # noqa: F401  (registers the methods)
 from camkit.methods.base import Explanation, Method, explain, methods, register_method
 
 __all__ = ["Explanation", "Method", "explain", "methods", "register_method"]
