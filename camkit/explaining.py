@@ -13,8 +13,8 @@ every map is computed, and every file is written atomically, so a user error lea
 - ``single``: ``maps`` (N, [K,] *input spatial) in [0, 1], ``raw`` (N, [K,] *layer spatial), ``layer``.
 - ``layers`` (several ``--layer-backcount`` values; the first sample only, N = 1): ``maps`` (L, N, [K,] ...),
   ``layers`` (L,) paths, ``backcounts`` (L,), ``raw_0`` ... ``raw_{L-1}`` (shapes differ by layer).
-- ``panels`` (notebook layout): ``maps`` (P, N, *input spatial), ``methods`` (P,), ``layers`` (P,) ("" for
-  guided-backprop), ``raw_0`` ... ``raw_{P-1}``.
+- ``panels`` (notebook layout; method hires: ``hires/low``, ``hires/high``, ``hires/refined``): ``maps``
+  (P, N, *input spatial), ``methods`` (P,), ``layers`` (P,) ("" for guided-backprop), ``raw_0`` ... ``raw_{P-1}``.
 - a K axis (``targets`` (N, K)) exists when several classes are explained per sample: the image viewer
   layout (top-1, top-2, top-3, lowest) or ``--target topK``; ``columns`` (K,) names its entries.
 """
@@ -38,6 +38,7 @@ from camkit.errors import CamkitError
 FORMATS = ("png", "pdf", "svg")
 PREPROCESS = ("rescale", "vgg16", "none")
 LAYOUTS = ("viewer", "notebook")
+HIRES_PANELS = ("low", "high", "refined")  # method hires: its three maps, drawn beside the image
 MAX_SHOWN = 20  # --show opens at most this many figures
 _OUR_FIGURES = re.compile(r"^(image_\d+_.*|series_\d+|series_grid|layer_\d+)\.(png|pdf|svg)$")
 
@@ -207,13 +208,13 @@ def _target_plan(target: Any, n_classes: int, images: bool) -> tuple[list[tuple[
     return [(target, ["predicted" if target is None else "lowest" if target == "lowest" else "target"])], False
 
 
-def _explain(model, x, method, layer, plan, with_k, batch_size, progress) -> dict[str, Any]:
+def _explain(model, x, method, layer, plan, with_k, batch_size, progress, **options) -> dict[str, Any]:
     import camkit
 
     parts = []
     for targets, _ in plan:
         exp = camkit.explain(model, x, method=method, layer=layer, targets=targets, batch_size=batch_size,
-                             progress=progress)
+                             progress=progress, **options)
         fields = [exp.maps, exp.raw, exp.targets, exp.scores]
         is_top = isinstance(targets, str) and targets.startswith("top")
         parts.append([f if is_top or not with_k else f[:, None] for f in fields] + [exp.layer])
@@ -267,7 +268,7 @@ def explain_to_dir(
     multi = len(layer_backcount) > 1
     if layer_backcount and not multi:
         layer = -layer_backcount[0]
-    layout = layout or ("notebook" if method.startswith("guided") and is_images else "viewer")
+    layout = layout or ("notebook" if (method.startswith("guided") or method == "hires") and is_images else "viewer")
     if layout == "notebook" and not is_images:
         raise CamkitError("--layout notebook is for images; time series get one figure per sample")
     if layout == "notebook" and (multi or (isinstance(target, str) and target.startswith("top"))):
@@ -319,7 +320,11 @@ def explain_to_dir(
     elif layout == "notebook":
         guided = "guided-gradcam++" if method in ("gradcam++", "guided-gradcam++") else "guided-gradcam"
         per = []
-        for m in ("cam", "guided-backprop", guided):
+        if method == "hires":  # image | low-res CAM | high-res CAM | refined map
+            for output in HIRES_PANELS:
+                per.append(_explain(model, d.x, method, layer, plan, False, batch_size, bar, output=output)
+                           | {"method": f"hires/{output}"})
+        for m in (() if method == "hires" else ("cam", "guided-backprop", guided)):
             try:
                 per.append(_explain(model, d.x, m, layer, plan, False, batch_size, bar) | {"method": m})
             except CamkitError as exc:
@@ -344,7 +349,8 @@ def explain_to_dir(
     from camkit.explain_figures import build_figures
 
     save_dir = Path(save_dir) if save_dir is not None else (
-        Path(root) / "plots" / exp_name / f"explain_{method}{'_notebook' if layout == 'notebook' else ''}")
+        Path(root) / "plots" / exp_name
+        / f"explain_{method}{'_notebook' if layout == 'notebook' and method != 'hires' else ''}")
     figures = build_figures(arrays, d, columns, fmt)
     npz, written = _write(save_dir, arrays, figures, progress)
     if show:
