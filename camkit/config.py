@@ -5,7 +5,7 @@ A config has four sections; every key is optional and has the default below::
     name: gunpoint_fcn          # experiment name: results/<name>, models/<name>, plots/<name>
     steps: [train, evaluate]    # what `camkit run` does, in order
     data:  {dataset: GunPoint, kind: timeseries, root: data, znorm: false,
-            image_size: [224, 224], preprocess: rescale}
+            image_size: [224, 224], preprocess: rescale, classes: null}
     model: {name: fcn, options: {}}
     train: {epochs: 500, batch_size: null, learning_rate: 0.001, seed: 0, strategy: default,
             monitor: loss, reduce_lr_factor: 0.5, reduce_lr_patience: 50, min_lr: 0.0001,
@@ -43,6 +43,7 @@ class DataConfig:
     znorm: bool = False
     image_size: list[int] = field(default_factory=lambda: [224, 224])
     preprocess: str = "rescale"  # rescale | none | vgg16
+    classes: str | None = None  # images: animal_synsets (the 398 ImageNet animals) or a file, one class a line
 
 
 @dataclass

@@ -63,14 +63,20 @@ def run(tmp_path_factory) -> dict:
             "train_output": trained.output, "x": x}
 
 
+@pytest.fixture(scope="module")
+def models(run) -> tuple:
+    """The trained half and full models, loaded once (their compiled explain steps are cached per model)."""
+    return load_model(run["half_path"], compile=False), load_model(run["full_path"], compile=False)
+
+
 def _read(path: Path) -> np.ndarray:
     from camkit.data.images import load_image
 
     return load_image(path, 32)[0]
 
 
-def test_shared_layers_copied_frozen_and_unchanged_by_full_training(run):
-    half, full = load_model(run["half_path"], compile=False), load_model(run["full_path"], compile=False)
+def test_shared_layers_copied_frozen_and_unchanged_by_full_training(run, models):
+    half, full = models
     shared = shared_layer_names(half, full)
     assert {"initial_conv2D", "conv_aux", "classifier", "dense_5_3_bn"} <= set(shared)
     assert not shared_weights_equal(half, full)  # the saved full model still holds the half model's weights
@@ -88,8 +94,8 @@ def test_shared_layers_copied_frozen_and_unchanged_by_full_training(run):
     assert "classifier_accuracy" in summary["final"] and "loss" in summary["final"]
 
 
-def test_half_and_full_predict_identically(run):
-    half, full = load_model(run["half_path"], compile=False), load_model(run["full_path"], compile=False)
+def test_half_and_full_predict_identically(run, models):
+    half, full = models
     p_half, p_full = class_probabilities(half, run["x"]), class_probabilities(full, run["x"])
     assert p_half.shape == (20, 10)
     assert np.array_equal(p_half.argmax(1), p_full.argmax(1))
@@ -126,8 +132,8 @@ def test_parity_check_fails_loudly_when_a_shared_weight_is_perturbed(run):
         check_parity(probs, probs + np.array([[1e-3, -1e-3], [0, 0]]), "half.keras")
 
 
-def test_method_hires_maps(run):
-    full = load_model(run["full_path"], compile=False)
+def test_method_hires_maps(run, models):
+    half, full = models
     x = run["x"][:4]
     low, high, refined = (camkit.explain(full, x, method="hires", output=o) for o in ("low", "high", "refined"))
     assert low.raw.shape == (4, 2, 2) and low.maps.shape == (4, 32, 32) and low.layer == "conv_aux"
@@ -139,7 +145,7 @@ def test_method_hires_maps(run):
     explicit = camkit.explain(full, x, method="hires", targets=[3, 3, 3, 3])
     assert (explicit.targets == 3).all()
     with pytest.raises(CamkitError, match="densenet-full"):
-        camkit.explain(load_model(run["half_path"], compile=False), x, method="hires")
+        camkit.explain(half, x, method="hires")
     with pytest.raises(CamkitError, match="output"):
         camkit.explain(full, x, method="hires", output="middle")
 
@@ -168,14 +174,14 @@ def test_bad_hires_options_are_one_line_errors(run):
     assert bad.exit_code == 2 and "train.optimizer must be one of adam, adadelta" in bad.output
 
 
-def test_localization_hook_of_the_benchmark_script(run):
+def test_localization_hook_of_the_benchmark_script(run, models):
     from camkit.data.boxes import load_annotations
 
     path = Path(__file__).resolve().parents[1] / "scripts" / "bench_hires_localization.py"
     spec = importlib.util.spec_from_file_location("bench_hires_localization", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    full = load_model(run["full_path"], compile=False)
+    full = models[1]
     ids = [p.stem for c in sorted(p.name for p in (run["dataset"] / "test").iterdir())
            for p in sorted((run["dataset"] / "test" / c).glob("*.png"))]
     y = np.repeat(np.arange(10), 2)
@@ -187,3 +193,22 @@ def test_localization_hook_of_the_benchmark_script(run):
         assert 0 <= r["gt_known"] <= r["maxboxacc"] <= 1 and 0 <= r["top1_loc_error"] <= 1
     assert 0 <= accuracy <= 1
     assert "| refined map (hires) | 32x32 |" in bench.table(rows, accuracy, 20, "m.keras", "cmd")
+
+
+def test_data_classes_validate_the_class_folders(run, tmp_path):
+    from camkit.config import load_config
+    from camkit.data.splits import class_list, load_data
+
+    listed = tmp_path / "classes.txt"
+    listed.write_text("".join(f"{k} digit {k}\n" for k in (9, 8, 7, 6, 5, 4, 3, 2, 1, 0)))
+    config = load_config(run["half_yaml"], {"data.classes": str(listed)})
+    data = load_data(config.data)
+    assert data.labels == [str(k) for k in range(9, -1, -1)]
+    assert data.y_train[0] == 9  # folder 0's images: label 9 in the listed order
+    listed.write_text("".join(f"{k}\n" for k in range(11)))
+    with pytest.raises(CamkitError, match="lacks 1 of the 11 classes"):
+        load_data(config.data)
+    assert len(class_list("animal_synsets")) == 398 and class_list("animal_synsets")[0] == "n01440764"
+    animals = load_config(Path(__file__).resolve().parents[1] / "configs" / "hires_animals.yaml")
+    assert (animals.train.optimizer, animals.train.learning_rate, animals.train.batch_size) == ("adadelta", 1.0, 16)
+    assert animals.data.classes == "animal_synsets" and animals.train.epochs == 50
