@@ -36,7 +36,7 @@ from camkit.errors import CamkitError
 from camkit.models import build_model
 from camkit.models.densenet_fcn import shared_layer_names
 from camkit.runs import RunDirs, atomic_write_json, write_manifest
-from camkit.training import fit_classifier, load_model, unknown_length_ok
+from camkit.training import fit_classifier, load_model, num_replicas, unknown_length_ok
 
 FULL = "densenet-full"
 PARITY_ATOL = 1e-5
@@ -157,7 +157,7 @@ def train_full_experiment(config: ExperimentConfig, root: Path = Path("."), prog
     if config.train.epochs == 0 and resume is None:
         raise CamkitError("--epochs 0 needs --weights: there is nothing to reuse")
     train = config.train
-    batch_size = resolve_batch_size(config, data)
+    batch_size = resolve_batch_size(config, data, num_replicas(train.strategy))
     dirs.ensure()
     keras.utils.set_random_seed(train.seed)
     write_manifest(dirs, config.to_dict(), status="training", batch_size=batch_size)
@@ -172,7 +172,7 @@ def train_full_experiment(config: ExperimentConfig, root: Path = Path("."), prog
         build, data.train_data(batch_size, train.seed).map(_with_reconstruction_target), epochs=train.epochs,
         best_path=dirs.best_model, log_path=dirs.results / "train_log.csv", learning_rate=train.learning_rate,
         monitor=train.monitor, reduce_lr=(train.reduce_lr_factor, train.reduce_lr_patience, train.min_lr),
-        resume_from=resume, progress=progress, optimizer=train.optimizer, loss=[None, "mse"],
+        strategy=train.strategy, resume_from=resume, progress=progress, optimizer=train.optimizer, loss=[None, "mse"],
         metrics=[["accuracy"], []],
     )
     full = result.model
