@@ -217,6 +217,8 @@ def run(config_path: Path, root: Path, no_progress: bool, **kw: Any) -> None:
         click.echo(f"trained {t['model']} on {t['dataset']}: {t['epochs']} epochs, {t['train_wall_time_s']:.1f} s")
     if "evaluate" in outputs:
         click.echo(outputs["evaluate"]["text"])
+        if "parity" in outputs["evaluate"]:
+            click.echo(parity_text(outputs["evaluate"]["parity"]))
     click.echo(f"outputs: {root / 'results' / config.name}, {root / 'models' / config.name}, "
                f"{root / 'plots' / config.name}")
 
