@@ -32,7 +32,8 @@ def hires_maps(model: keras.Model, x: np.ndarray, targets: np.ndarray, output: s
     """(N, H, W) maps in [0, 1] of method ``hires`` (``output``: low | high | refined) for one class per image."""
     import camkit
 
-    return camkit.explain(model, x, method="hires", output=output, targets=targets, batch_size=batch_size).maps
+    return camkit.explain(model, x, method="hires", output=output, targets=targets, batch_size=batch_size,
+                          progress=False).maps
 
 
 def load_split(dataset: Path, split: str, model: keras.Model, limit: int | None) -> tuple:
