@@ -96,7 +96,7 @@ def experiment_options(command: Callable) -> Callable:
         click.option("--model", help="Model builder name (see `camkit models`)."),
         click.option("--epochs", type=int, help="Training epochs (0 with --weights: reuse as is)."),
         click.option("--batch-size", type=int, help="Batch size (default min(N/10, 16))."),
-        click.option("--lr", "learning_rate", type=float, help="Adam learning rate."),
+        click.option("--lr", "learning_rate", type=float, help="Learning rate (of train.optimizer, default Adam)."),
         click.option("--seed", type=int, help="Random seed."),
         click.option("--strategy", type=click.Choice(["default", "mirrored"]), help="tf.distribute strategy."),
         click.option("--weights", is_flag=False, flag_value="auto",
