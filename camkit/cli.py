@@ -96,13 +96,15 @@ def experiment_options(command: Callable) -> Callable:
         click.option("--model", help="Model builder name (see `camkit models`)."),
         click.option("--epochs", type=int, help="Training epochs (0 with --weights: reuse as is)."),
         click.option("--batch-size", type=int, help="Batch size (default min(N/10, 16))."),
-        click.option("--lr", "learning_rate", type=float, help="Adam learning rate."),
+        click.option("--lr", "learning_rate", type=float, help="Learning rate (of train.optimizer, default Adam)."),
         click.option("--seed", type=int, help="Random seed."),
         click.option("--strategy", type=click.Choice(["default", "mirrored"]), help="tf.distribute strategy."),
         click.option("--weights", is_flag=False, flag_value="auto",
                      help="Resume from a .keras file; alone: the experiment's own models/NAME/best.keras."),
         click.option("--task", type=click.Choice(["classify", "cluster"]),
                      help="classify, or cluster: autoencoder + k-means on its latent codes (Grad-CeAM)."),
+        click.option("--half-weights", help="densenet-full: the trained densenet-half .keras model whose layers it "
+                                            "copies and freezes (and that evaluate checks it against)."),
         click.option("--weights-file", help="Pretrained weights for the model builder (model.options.weights): "
                                             "a VGG16 .h5 file, or imagenet."),
         click.option("--root", default=".", show_default=True, type=click.Path(path_type=Path),
@@ -131,6 +133,7 @@ def _config(config_path: Path | None, kw: dict[str, Any]):
         "train.seed": kw.pop("seed"),
         "train.strategy": kw.pop("strategy"),
         "train.weights": kw.pop("weights"),
+        "train.half_weights": kw.pop("half_weights"),
         "model.options.weights": kw.pop("weights_file"),
         "task": kw.pop("task"),
     }
@@ -138,6 +141,12 @@ def _config(config_path: Path | None, kw: dict[str, Any]):
         default_model = "cluster" if overrides["task"] == "cluster" else "fcn"
         overrides["name"] = f"{Path(overrides['data.dataset']).name}_{overrides['model.name'] or default_model}"
     return load_config(config_path, overrides)
+
+
+def parity_text(parity: dict) -> str:
+    """One line on the densenet-full / densenet-half parity check (it raised if the models disagree)."""
+    return (f"parity with {parity['half_weights']}: {parity['images']} test images, identical predictions, "
+            f"max |p_full - p_half| = {parity['max_abs_prob_diff']:.2g}")
 
 
 config_option = click.option("--config", "-c", "config_path", type=click.Path(path_type=Path),
@@ -155,6 +164,7 @@ def train(config_path: Path | None, root: Path, no_progress: bool, **kw: Any) ->
     Example:
       camkit train -c configs/gunpoint_fcn.yaml --epochs 300
       camkit train --dataset ItalyPowerDemand --model fcn --epochs 200 --seed 1
+      camkit train -c configs/hires_digits_full.yaml --half-weights models/hires_digits_half/best.keras
     """
     from camkit.experiment import train_experiment
 
@@ -164,6 +174,8 @@ def train(config_path: Path | None, root: Path, no_progress: bool, **kw: Any) ->
     else:
         click.echo(f"trained {summary['model']} on {summary['dataset']}: {summary['epochs']} epochs in "
                    f"{summary['train_wall_time_s']:.1f} s, best epoch {summary['best_epoch']}")
+    if "parity" in summary:
+        click.echo(parity_text(summary["parity"]))
     click.echo(f"model: {summary['model_path']}")
     if "clustering" in summary:
         click.echo(f"k-means, {summary['kmeans']['n_clusters']} clusters on the latent codes:")
@@ -187,6 +199,8 @@ def evaluate(config_path: Path | None, root: Path, model_path: Path | None, **kw
 
     report = evaluate_experiment(_config(config_path, kw), root, model_path=model_path)
     click.echo(report["text"])
+    if "parity" in report:
+        click.echo(parity_text(report["parity"]))
     click.echo(f"metrics: {report.get('metrics_path') or root / 'results' / report['experiment'] / 'metrics.json'}")
     if "confusion_matrix_png" in report:
         click.echo(f"figure: {report['confusion_matrix_png']}")
@@ -212,6 +226,8 @@ def run(config_path: Path, root: Path, no_progress: bool, **kw: Any) -> None:
         click.echo(f"trained {t['model']} on {t['dataset']}: {t['epochs']} epochs, {t['train_wall_time_s']:.1f} s")
     if "evaluate" in outputs:
         click.echo(outputs["evaluate"]["text"])
+        if "parity" in outputs["evaluate"]:
+            click.echo(parity_text(outputs["evaluate"]["parity"]))
     click.echo(f"outputs: {root / 'results' / config.name}, {root / 'models' / config.name}, "
                f"{root / 'plots' / config.name}")
 

@@ -5,11 +5,11 @@ A config has four sections; every key is optional and has the default below::
     name: gunpoint_fcn          # experiment name: results/<name>, models/<name>, plots/<name>
     steps: [train, evaluate]    # what `camkit run` does, in order
     data:  {dataset: GunPoint, kind: timeseries, root: data, znorm: false,
-            image_size: [224, 224], preprocess: rescale}
+            image_size: [224, 224], preprocess: rescale, classes: null}
     model: {name: fcn, options: {}}
     train: {epochs: 500, batch_size: null, learning_rate: 0.001, seed: 0, strategy: default,
             monitor: loss, reduce_lr_factor: 0.5, reduce_lr_patience: 50, min_lr: 0.0001,
-            validation_split: 0.0, weights: null}
+            validation_split: 0.0, weights: null, optimizer: adam, half_weights: null}
     task: classify              # classify | cluster (autoencoder + k-means on the latent codes)
     cluster: {n_clusters: null, n_init: 20}   # task cluster: k (null: the number of classes), k-means restarts
 
@@ -39,6 +39,7 @@ TASKS = ("classify", "cluster")
 CLUSTER_DEFAULTS = {"train.epochs": 50, "train.batch_size": 10}  # Grad-CeAM's autoencoder training
 CLUSTER_MODELS = {"timeseries": "resnet1d-ae", "images": "conv-ae"}
 STRATEGIES = ("default", "mirrored")
+OPTIMIZERS = ("adam", "adadelta")
 # PyYAML (YAML 1.1) reads 1e-3 or 1.0e3 as strings: a float needs a dot and a signed exponent there.
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
@@ -51,6 +52,7 @@ class DataConfig:
     znorm: bool = False
     image_size: list[int] = field(default_factory=lambda: [224, 224])
     preprocess: str = "rescale"  # rescale | none | vgg16
+    classes: str | None = None  # images: animal_synsets (the 398 ImageNet animals) or a file, one class a line
 
 
 @dataclass
@@ -72,6 +74,8 @@ class TrainConfig:
     min_lr: float = 1e-4
     validation_split: float = 0.0
     weights: str | None = None  # a .keras file to resume from
+    optimizer: str = "adam"  # adam | adadelta (High-res CAM: adadelta with learning_rate 1.0)
+    half_weights: str | None = None  # densenet-full only: the trained densenet-half .keras model it starts from
 
 
 @dataclass
@@ -163,6 +167,13 @@ def _validate(config: ExperimentConfig, where: str) -> ExperimentConfig:
         )
     if config.task not in TASKS:
         raise CamkitError(f"{where}: task must be one of {', '.join(TASKS)}, got {config.task!r}")
+    if config.train.optimizer not in OPTIMIZERS:
+        raise CamkitError(
+            f"{where}: train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {config.train.optimizer!r}"
+        )
+    if config.train.half_weights is not None and config.model.name != "densenet-full":
+        raise CamkitError(f"{where}: train.half_weights (--half-weights) is for model densenet-full, "
+                          f"not {config.model.name!r}")
     checks = [
         (config.cluster.n_clusters is None or config.cluster.n_clusters >= 1, "cluster.n_clusters must be >= 1"),
         (config.cluster.n_init >= 1, "cluster.n_init must be >= 1"),

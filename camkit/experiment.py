@@ -51,6 +51,10 @@ def train_experiment(config: ExperimentConfig, root: Path = Path("."), progress:
         from camkit.clustering import train_clusters
 
         return train_clusters(config, root, progress)
+    if config.model.name == "densenet-full":  # High-res CAM stage 2: from a trained densenet-half
+        from camkit.hires_experiment import train_full_experiment
+
+        return train_full_experiment(config, root, progress)
     dirs = RunDirs(config.name, root)
     data = load_data(config.data)
     resume = _weights_path(config, dirs)
@@ -85,6 +89,7 @@ def train_experiment(config: ExperimentConfig, root: Path = Path("."), progress:
         log_path=dirs.results / "train_log.csv", learning_rate=train.learning_rate, monitor=train.monitor,
         reduce_lr=(train.reduce_lr_factor, train.reduce_lr_patience, train.min_lr), strategy=train.strategy,
         validation_split=train.validation_split, batch_size=batch_size, resume_from=resume, progress=progress,
+        optimizer=train.optimizer,
     )
     trained = result.epochs_run > 0  # epochs 0 reuses --weights: no best epoch (and NaN is not JSON)
     summary = {
@@ -123,6 +128,9 @@ def evaluate_experiment(config: ExperimentConfig, root: Path = Path("."), model_
             e is not None and e != d for e, d in zip(expected, data.input_shape, strict=True)):
         raise CamkitError(f"--model-path: the model expects inputs {expected} but {data.name} gives {data.input_shape}")
     start = time.perf_counter()
+    full = len(model.outputs) > 1 and "highres_features" in {layer.name for layer in model.layers}
+    if full:  # densenet-full: [classifier, reconstruction]; only the class scores are needed
+        model = keras.Model(model.inputs, model.get_layer("classifier").output)
     with unknown_length_ok():
         probabilities = model.predict(data.test_inputs(resolve_batch_size(config, data)), verbose=0)
     predict_s = time.perf_counter() - start
@@ -131,11 +139,18 @@ def evaluate_experiment(config: ExperimentConfig, root: Path = Path("."), model_
             f"--model-path: the model has {probabilities.shape[-1]} outputs "
             f"but {data.name} has {data.n_classes} classes"
         )
+    parity = None
+    if full:  # it must classify exactly as the half model it was built from (raises otherwise)
+        from camkit.hires_experiment import parity_on_test
+
+        parity = parity_on_test(config, data, probabilities, resolve_batch_size(config, data), root)
     dirs.ensure()
     y_pred = np.argmax(probabilities, axis=-1)
     report = classification_report(data.y_test, y_pred, data.n_classes)
     report.update(experiment=config.name, dataset=data.name, labels=data.labels, predict_wall_time_s=predict_s,
                   model_path=str(model_path or dirs.best_model))
+    if parity is not None:
+        report["parity"] = parity
     atomic_write_json(dirs.results / "metrics.json", report)
     figure = confusion_matrix_figure(report["confusion_matrix"], data.labels,
                                      title=f"{data.name} — accuracy {report['accuracy']:.3f}")

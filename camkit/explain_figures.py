@@ -16,7 +16,9 @@ from camkit.plots.series import series_figure, series_grid_figure
 GUIDED_TITLES = {"guided-backprop": "guided backprop", "guided-gradcam": "guided Grad-CAM",
                  "guided-gradcam++": "guided Grad-CAM++"}
 MAX_DISPLAY_SIDE = 448  # viewer figures show the original image downscaled to at most this many pixels
-METHOD_TITLES = {"cam": "CAM", "gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", **GUIDED_TITLES}
+METHOD_TITLES = {"cam": "CAM", "gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", **GUIDED_TITLES,
+                 "hires": "refined high-res CAM", "hires/low": "low-res CAM", "hires/high": "high-res CAM",
+                 "hires/refined": "refined map"}
 
 
 def percent(p: float) -> str:
@@ -130,6 +132,8 @@ def build_figures(arrays: dict, data, columns: Sequence[str], fmt: str) -> list[
                 panels = []
                 for m, j in zip(arrays["methods"], range(len(arrays["methods"])), strict=True):
                     title = method_title(m) + (" (CAM needs a GAP → Dense head)" if m == "gradcam" else "")
+                    if m.startswith("hires/"):  # the map's own resolution: low-res 14x14 at 224, ...
+                        title += " ({}×{})".format(*arrays[f"raw_{j}"].shape[-2:])
                     panels.append((m, arrays[f"raw_{j}"][i] if m in GUIDED_TITLES else arrays["maps"][j][i], title))
                 text = f"{head(i)}\nexplaining {class_text(class_names, int(targets[i]), probs[i])}"
                 return notebook_figure(display_image(path, size), panels, text)

@@ -61,12 +61,14 @@ def resolve_source(model, config, experiment, dataset, images, data_root, prepro
 
 def load_image_files(data: dict, split: str, n: int):
     from camkit.data.images import ImageFolder, load_images
+    from camkit.data.splits import class_list
     from camkit.data.timeseries import resolve_dataset_dir
 
-    path = data.get("images")
-    if path is None:  # an image experiment's dataset: its split folder
+    path, names = data.get("images"), None
+    if path is None:  # an image experiment's dataset: its split folder (and data.classes' label order)
         path = resolve_dataset_dir(data["dataset"], data["root"]) / split
-    folder = load_images(path)
+        names = class_list(data["classes"]) if data.get("classes") else None
+    folder = load_images(path, class_names=names)
     return path, ImageFolder(folder.root, folder.files[:n], folder.labels[:n], folder.class_names)
 
 

@@ -13,8 +13,8 @@ every map is computed, and every file is written atomically, so a user error lea
 - ``single``: ``maps`` (N, [K,] *input spatial) in [0, 1], ``raw`` (N, [K,] *layer spatial), ``layer``.
 - ``layers`` (several ``--layer-backcount`` values; the first sample only, N = 1): ``maps`` (L, N, [K,] ...),
   ``layers`` (L,) paths, ``backcounts`` (L,), ``raw_0`` ... ``raw_{L-1}`` (shapes differ by layer).
-- ``panels`` (notebook layout): ``maps`` (P, N, *input spatial), ``methods`` (P,), ``layers`` (P,) ("" for
-  guided-backprop), ``raw_0`` ... ``raw_{P-1}``.
+- ``panels`` (notebook layout; method hires: ``hires/low``, ``hires/high``, ``hires/refined``): ``maps``
+  (P, N, *input spatial), ``methods`` (P,), ``layers`` (P,) ("" for guided-backprop), ``raw_0`` ... ``raw_{P-1}``.
 - a K axis (``targets`` (N, K)) exists when several classes are explained per sample: the image viewer
   layout (top-1, top-2, top-3, lowest) or ``--target topK``; ``columns`` (K,) names its entries.
 """
@@ -45,6 +45,7 @@ FORMATS = ("png", "pdf", "svg")
 PREPROCESS = ("rescale", "vgg16", "none")
 LAYOUTS = ("viewer", "notebook")
 CLUSTER_METHODS = ("gradceam", "guided-gradceam")
+HIRES_PANELS = ("low", "high", "refined")  # method hires: its three maps, drawn beside the image
 MAX_SHOWN = 20  # --show opens at most this many figures
 _OUR_FIGURES = re.compile(r"^(image_\d+_.*|series_\d+|series_grid|layer_\d+)\.(png|pdf|svg)$")
 
@@ -190,7 +191,7 @@ def explain_to_dir(
     multi = len(layer_backcount) > 1
     if layer_backcount and not multi:
         layer = -layer_backcount[0]
-    layout = layout or ("notebook" if method.startswith("guided") and is_images else "viewer")
+    layout = layout or ("notebook" if (method.startswith("guided") or method == "hires") and is_images else "viewer")
     if layout == "notebook" and not is_images:
         raise CamkitError("--layout notebook is for images; time series get one figure per sample")
     if layout == "notebook" and options:
@@ -263,7 +264,11 @@ def explain_to_dir(
     elif layout == "notebook":
         guided = "guided-gradcam++" if method in ("gradcam++", "guided-gradcam++") else "guided-gradcam"
         per = []
-        for m in ("cam", "guided-backprop", guided):
+        if method == "hires":  # image | low-res CAM | high-res CAM | refined map
+            for output in HIRES_PANELS:
+                per.append(_explain(model, d.x, method, layer, plan, False, batch_size, bar, {"output": output})
+                           | {"method": f"hires/{output}"})
+        for m in (() if method == "hires" else ("cam", "guided-backprop", guided)):
             try:
                 per.append(_explain(model, d.x, m, layer, plan, False, batch_size, bar, {}) | {"method": m})
             except CamkitError as exc:
@@ -288,7 +293,8 @@ def explain_to_dir(
     from camkit.explain_figures import build_figures
 
     save_dir = Path(save_dir) if save_dir is not None else (
-        Path(root) / "plots" / exp_name / f"explain_{method}{'_notebook' if layout == 'notebook' else ''}")
+        Path(root) / "plots" / exp_name
+        / f"explain_{method}{'_notebook' if layout == 'notebook' and method != 'hires' else ''}")
     figures = build_figures(arrays, d, columns, fmt)
     npz, written = _write(save_dir, arrays, figures, progress)
     if show:

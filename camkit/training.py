@@ -138,23 +138,25 @@ def fit_classifier(build: Callable[[], keras.Model], train_data: Any, *, epochs:
                    reduce_lr: tuple[float, int, float] = (0.5, 50, 1e-4), strategy: str = "default",
                    validation_data: Any = None, validation_split: float = 0.0,
                    batch_size: int | None = None, resume_from: Path | None = None,
-                   progress: bool = True, loss: str = "sparse_categorical_crossentropy") -> FitResult:
+                   progress: bool = True, optimizer: str = "adam", loss: Any = "sparse_categorical_crossentropy",
+                   metrics: Any = None) -> FitResult:
     """Compile and fit; ``train_data`` is ``(x, y)`` arrays or a batched ``tf.data.Dataset``.
 
     ``resume_from`` continues from a saved model (its optimizer state included); with
     ``epochs=0`` the saved model is reused as it is. The best epoch by ``monitor`` is saved to
-    ``best_path`` and the per-epoch log to ``log_path`` (CSV, renamed into place at the end). ``loss``:
-    a Keras loss name (``"mse"`` trains an autoencoder on ``(x, x)`` pairs; accuracy is logged for the default).
+    ``best_path`` and the per-epoch log to ``log_path`` (CSV, renamed into place at the end).
+    ``optimizer`` (adam | adadelta), ``loss`` and ``metrics`` go to ``model.compile`` (``loss="mse"`` trains an
+    autoencoder on ``(x, x)`` pairs; ``metrics=None``: accuracy for the default loss, none otherwise).
     """
     dist = make_strategy(strategy)
     with strategy_scope(dist):
         if resume_from is not None:
             model = load_model(resume_from, compile=True)
             if model.optimizer is None or not model.compiled:
-                _compile(model, learning_rate, loss)
+                _compile(model, learning_rate, optimizer, loss, metrics)
         else:
             model = build()
-            _compile(model, learning_rate, loss)
+            _compile(model, learning_rate, optimizer, loss, metrics)
     if epochs == 0:
         if resume_from is None:
             raise CamkitError("--epochs 0 needs --weights: there is nothing to reuse")
@@ -185,6 +187,17 @@ def fit_classifier(build: Callable[[], keras.Model], train_data: Any, *, epochs:
                      keep.best_epoch, keep.sign * keep.best, wall, epochs)
 
 
-def _compile(model: keras.Model, learning_rate: float, loss: str = "sparse_categorical_crossentropy") -> None:
-    metrics = ["accuracy"] if loss == "sparse_categorical_crossentropy" else []
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """Adam, or Adadelta (rho 0.95, epsilon 1e-7 as Keras 2's; give learning_rate 1.0 for Keras 2's default)."""
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    if name == "adadelta":
+        return keras.optimizers.Adadelta(learning_rate, rho=0.95, epsilon=1e-7)
+    raise CamkitError(f"train.optimizer: unknown optimizer {name!r}; choose adam or adadelta")
+
+
+def _compile(model: keras.Model, learning_rate: float, optimizer: str, loss: Any, metrics: Any) -> None:
+    if metrics is None:
+        metrics = ["accuracy"] if loss == "sparse_categorical_crossentropy" else []
+    model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=loss,
+                  metrics=list(metrics) if isinstance(metrics, tuple) else metrics)

@@ -17,8 +17,9 @@ from camkit.methods.layers import LayerRef, listing, walk
 
 L = keras.layers
 NEEDS_CENTROIDS = {"gradceam", "guided-gradceam"}  # Grad-CeAM explains clusters: tests/test_gradceam.py
+NEEDS_MODEL = {"hires"}  # hires needs a densenet-full model: tests/test_hires.py
 IMAGES_ONLY = {"augmented-gradcam": {"n_augment": 3}}  # warps images: tests/test_augmented.py
-ALL = [m for m in camkit.methods() if m not in NEEDS_CENTROIDS and m not in IMAGES_ONLY]
+ALL = [m for m in camkit.methods() if m not in NEEDS_CENTROIDS | NEEDS_MODEL and m not in IMAGES_ONLY]
 
 
 def functional() -> keras.Model:
@@ -274,7 +275,8 @@ def test_targets() -> None:
 def test_registry_and_api() -> None:
     names = ["cam", "counterfactual", "gradcam", "gradcam++", "guided-backprop", "guided-gradcam", "guided-gradcam++"]
     assert names == ALL
-    assert camkit.methods() == sorted([*ALL, *NEEDS_CENTROIDS, *IMAGES_ONLY]) and camkit.explain is explain
+    assert camkit.methods() == sorted([*ALL, *NEEDS_CENTROIDS, *NEEDS_MODEL, *IMAGES_ONLY])
+    assert camkit.explain is explain
     with pytest.raises(CamkitError, match="unknown method 'nope'; choose one of augmented-gradcam, cam"):
         explain(functional(), np.zeros((1, 10, 2)), method="nope")
     with pytest.raises(CamkitError, match="unexpected option"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -10,8 +11,9 @@ import numpy as np
 import tensorflow as tf
 
 from camkit.config import DataConfig
-from camkit.data.images import ImageFolder, load_splits
+from camkit.data.images import ImageFolder, find_classes, load_split, load_splits
 from camkit.data.timeseries import TimeSeriesDataset, load_timeseries, resolve_dataset_dir
+from camkit.errors import CamkitError
 
 PREPROCESSORS = {"vgg16": keras.applications.vgg16.preprocess_input}
 
@@ -56,8 +58,34 @@ def load_data(config: DataConfig) -> Splits:
         ds = load_timeseries(config.dataset, config.root, znorm=config.znorm)
         return Splits(ds.name, ds.input_shape, ds.labels, ds.y_train, ds.y_test, ds, config)
     root = resolve_dataset_dir(config.dataset, config.root)
-    folders = load_splits(root)
+    folders = load_splits(root) if config.classes is None else _listed_splits(root, config.classes)
     h, w = config.image_size
     return Splits(root.name, (h, w, 3), list(folders["train"].class_names),
                   np.asarray(folders["train"].labels, dtype=np.int64),
                   np.asarray(folders["test"].labels, dtype=np.int64), folders, config)
+
+
+def class_list(classes: str) -> list[str]:
+    """``animal_synsets`` (the 398 WNIDs of the high-resolution CAM experiments) or a file: first word of each line."""
+    if classes == "animal_synsets":
+        from camkit.data.labels import animal_wnids
+
+        return animal_wnids()
+    path = Path(classes)
+    if not path.is_file():
+        raise CamkitError(f"data.classes: {classes} is neither animal_synsets nor a file")
+    names = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    if not names or len(set(names)) != len(names):
+        raise CamkitError(f"data.classes: {classes} must list distinct class names, one a line")
+    return names
+
+
+def _listed_splits(root: Path, classes: str) -> dict[str, ImageFolder]:
+    """Train and test folders whose class folders are exactly the listed classes; labels follow the list."""
+    names = class_list(classes)
+    for split in ("train", "test"):
+        missing = sorted(set(names) - set(find_classes(root / split))) if (root / split).is_dir() else names
+        if missing:
+            raise CamkitError(f"data.classes: {root / split} lacks {len(missing)} of the {len(names)} classes of "
+                              f"{classes} (e.g. {', '.join(missing[:3])})")
+    return {split: load_split(root, split, class_names=names) for split in ("train", "test")}

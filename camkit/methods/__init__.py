@@ -8,7 +8,7 @@ is imported, so the module itself is made callable.
 import sys
 import types
 
-from camkit.methods import augmented, cam, gradcam, gradcampp, gradceam, guided  # noqa: F401  (registers the methods)
+from camkit.methods import augmented, cam, gradcam, gradcampp, gradceam, guided, hires  # noqa: F401
 from camkit.methods.base import Explanation, Method, explain, methods, register_method
 
 __all__ = ["Explanation", "Method", "explain", "methods", "register_method"]

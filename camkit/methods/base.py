@@ -85,6 +85,7 @@ class Batch:
     input_grads: tf.Tensor | None  # dy_t / dx through guided ReLUs, (B, *input spatial, C); guided methods only
     targets: tf.Tensor  # (B,) int32, class explained
     scores: tf.Tensor  # (B,) float32, its logit
+    inputs: tf.Tensor | None = None  # x, (B, *input spatial, C), for methods that run more of the model (hires)
 
 
 class Method:
@@ -312,6 +313,7 @@ def run_step(step: Any, x: tf.Tensor, spec: np.ndarray, n: int) -> Batch:
         input_grads=_head(out.get("input_grads"), n, size),
         targets=_head(out["targets"], n, size),
         scores=_head(out["scores"], n, size),
+        inputs=_head(x, n, size),
     )
 
 

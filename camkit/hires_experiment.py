@@ -1,0 +1,198 @@
+"""High-Resolution CAM's two training stages and the half/full parity check.
+
+Tagaris, Sdraka, Stafylopatis, "High-Resolution Class Activation Mapping for Discriminative Feature
+Localization", ICIP 2019. Stage 1 trains ``densenet-half`` as an ordinary classifier (``camkit train
+--model densenet-half``). Stage 2 (:func:`train_full_experiment`, ``camkit train --model densenet-full
+--half-weights HALF.keras``) builds ``densenet-full``, copies every layer it shares with the half model
+(:func:`copy_and_freeze`), freezes them (``trainable = False``; a frozen BatchNormalization runs in inference
+mode in Keras 3, so its moving statistics stay those of the half model) and trains the high-resolution branch
+(``tr_up_1..``, ``dense_6..``, ``highres_features``, ``reconstruction``) to reconstruct the input image (MSE).
+
+The classifier loss is **not** used in stage 2: the class scores depend only on frozen layers, so that loss has
+a zero gradient for every trainable weight (the original adds it with the same effect). Its accuracy is still
+logged (``classifier_accuracy``) as a sanity check. Inputs are rescaled to [0, 1] (``data.preprocess: rescale``),
+which the original's README asks for but its code never did.
+
+Parity: the full model must classify exactly as the half model. :func:`check_parity` compares argmax
+predictions (a mismatch counts unless the half model's two best probabilities are within ``atol``: a tie) and
+probabilities (``max |Δp| <= atol``) and raises a CamkitError otherwise. It runs on the test split at the end
+of stage 2 (on up to :data:`TRAIN_END_PARITY_IMAGES` images, after an exact comparison of every shared weight)
+and in ``camkit evaluate`` of a full model (the whole test split).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from camkit.config import ExperimentConfig
+from camkit.data.splits import Splits, load_data
+from camkit.errors import CamkitError
+from camkit.models import build_model
+from camkit.models.densenet_fcn import shared_layer_names
+from camkit.runs import RunDirs, atomic_write_json, write_manifest
+from camkit.training import fit_classifier, load_model, num_replicas, unknown_length_ok
+
+FULL = "densenet-full"
+PARITY_ATOL = 1e-5
+TRAIN_END_PARITY_IMAGES = 512
+
+
+def is_full_model(model: keras.Model) -> bool:
+    """True for a densenet-full model (it has the ``highres_features`` and ``classifier`` layers)."""
+    names = {layer.name for layer in model.layers}
+    return {"highres_features", "classifier", "conv_aux"} <= names
+
+
+def half_weights_path(config: ExperimentConfig, root: Path = Path(".")) -> Path:
+    """The half model of a densenet-full experiment: ``train.half_weights``, else the one its training used."""
+    path = config.train.half_weights
+    if path is None:
+        manifest = RunDirs(config.name, root).results / "manifest.json"
+        if manifest.is_file():
+            path = json.loads(manifest.read_text()).get("config", {}).get("train", {}).get("half_weights")
+    if path is None:
+        raise CamkitError("--half-weights: a densenet-full model starts from (and is checked against) a trained "
+                          "densenet-half model; give its .keras file (train.half_weights)")
+    if not Path(path).is_file():
+        raise CamkitError(f"--half-weights: {path} does not exist")
+    return Path(path)
+
+
+def load_half(path: Path, input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
+    """Load the half model and check that it fits the data (input shape, classes) and is a densenet-half."""
+    half = load_model(path, compile=False)
+    names = {layer.name for layer in half.layers}
+    if not {"conv_aux", "gap", "classifier"} <= names or "highres_features" in names:
+        raise CamkitError(f"--half-weights: {path} is not a densenet-half model (conv_aux -> gap -> classifier)")
+    if tuple(half.input_shape[1:]) != tuple(input_shape) or half.output_shape[-1] != n_classes:
+        raise CamkitError(f"--half-weights: {path} takes {tuple(half.input_shape[1:])} inputs and has "
+                          f"{half.output_shape[-1]} classes; the data give {tuple(input_shape)} and {n_classes}")
+    return half
+
+
+def copy_and_freeze(half: keras.Model, full: keras.Model) -> list[str]:
+    """Copy every weighted layer of ``half`` into the same-named layer of ``full`` and freeze it there."""
+    shared = shared_layer_names(half, full)
+    missing = [layer.name for layer in half.layers if layer.weights and layer.name not in shared]
+    if missing:
+        raise CamkitError(f"--half-weights: layers {', '.join(missing[:5])} of the half model are not in the full "
+                          "model; build both with the same model.options")
+    for name in shared:
+        try:
+            full.get_layer(name).set_weights(half.get_layer(name).get_weights())
+        except ValueError:
+            raise CamkitError(f"--half-weights: layer {name} has other weight shapes in the half and the full model; "
+                              "build both with the same model.options") from None
+        full.get_layer(name).trainable = False
+    return shared
+
+
+def shared_weights_equal(half: keras.Model, full: keras.Model) -> list[str]:
+    """Names of shared layers whose weights differ (exactly) between the two models; empty when all agree."""
+    differ = []
+    for name in shared_layer_names(half, full):
+        pairs = zip(half.get_layer(name).get_weights(), full.get_layer(name).get_weights(), strict=True)
+        if not all(np.array_equal(a, b) for a, b in pairs):
+            differ.append(name)
+    return differ
+
+
+def class_probabilities(model: keras.Model, inputs: Any) -> np.ndarray:
+    """Class probabilities of a half or full model (only the classifier output of a full model is computed)."""
+    if len(model.outputs) > 1:
+        model = keras.Model(model.inputs, model.get_layer("classifier").output)
+    with unknown_length_ok():
+        return np.asarray(model.predict(inputs, verbose=0), dtype=np.float32)
+
+
+def check_parity(half_probs: np.ndarray, full_probs: np.ndarray, half_path: Path | str,
+                 atol: float = PARITY_ATOL) -> dict[str, Any]:
+    """Compare the two models' predictions; CamkitError (telling the user to retrain) when they differ."""
+    if half_probs.shape != full_probs.shape:
+        raise CamkitError(f"parity check: the half model gave {half_probs.shape} probabilities, the full model "
+                          f"{full_probs.shape}")
+    top2 = np.sort(half_probs, axis=1)[:, -2:] if half_probs.shape[1] > 1 else np.zeros((len(half_probs), 2))
+    tie = (top2[:, 1] - top2[:, 0]) <= atol
+    mismatched = int(np.sum((half_probs.argmax(1) != full_probs.argmax(1)) & ~tie))
+    max_diff = float(np.abs(half_probs - full_probs).max()) if half_probs.size else 0.0
+    if mismatched or max_diff > atol:
+        raise CamkitError(
+            f"parity check failed: the full model predicts {mismatched} of {len(half_probs)} images differently "
+            f"from the half model {half_path} (max |p_full - p_half| = {max_diff:.3g} > {atol:g}); its shared "
+            f"layers are not the half model's: retrain it with camkit train --model densenet-full --half-weights "
+            f"{half_path}")
+    return {"images": len(half_probs), "mismatched": mismatched, "max_abs_prob_diff": max_diff, "atol": atol,
+            "half_weights": str(half_path)}
+
+
+def parity_on_test(config: ExperimentConfig, data: Splits, full_probs: np.ndarray, batch_size: int,
+                   root: Path = Path(".")) -> dict[str, Any]:
+    """``camkit evaluate`` of a full model: the half model on the same test inputs, compared (see module doc)."""
+    path = half_weights_path(config, root)
+    half = load_half(path, data.input_shape, data.n_classes)
+    return check_parity(class_probabilities(half, data.test_inputs(batch_size)), full_probs, path)
+
+
+def _with_reconstruction_target(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tuple[tf.Tensor, tf.Tensor]]:
+    return x, (y, x)
+
+
+def train_full_experiment(config: ExperimentConfig, root: Path = Path("."), progress: bool = True) -> dict:
+    """Stage 2: full model from the half model's layers (frozen), high-res branch trained on reconstruction."""
+    from camkit.experiment import _weights_path, resolve_batch_size
+
+    dirs = RunDirs(config.name, root)
+    data = load_data(config.data)
+    if config.data.kind != "images":
+        raise CamkitError(f"--model {FULL}: needs an image dataset (data.kind images)")
+    resume = _weights_path(config, dirs)
+    half_path = half_weights_path(config, root)
+    half = load_half(half_path, data.input_shape, data.n_classes)
+    if config.train.epochs == 0 and resume is None:
+        raise CamkitError("--epochs 0 needs --weights: there is nothing to reuse")
+    train = config.train
+    batch_size = resolve_batch_size(config, data, num_replicas(train.strategy))
+    dirs.ensure()
+    keras.utils.set_random_seed(train.seed)
+    write_manifest(dirs, config.to_dict(), status="training", batch_size=batch_size)
+    shared: list[str] = []
+
+    def build() -> keras.Model:
+        full = build_model(FULL, data.input_shape, data.n_classes, **config.model.options)
+        shared.extend(copy_and_freeze(half, full))
+        return full
+
+    result = fit_classifier(
+        build, data.train_data(batch_size, train.seed).map(_with_reconstruction_target), epochs=train.epochs,
+        best_path=dirs.best_model, log_path=dirs.results / "train_log.csv", learning_rate=train.learning_rate,
+        monitor=train.monitor, reduce_lr=(train.reduce_lr_factor, train.reduce_lr_patience, train.min_lr),
+        strategy=train.strategy, resume_from=resume, progress=progress, optimizer=train.optimizer, loss=[None, "mse"],
+        metrics=[["accuracy"], []],
+    )
+    full = result.model
+    differ = shared_weights_equal(half, full)
+    if differ:
+        raise CamkitError(f"parity check failed: shared layers {', '.join(differ[:5])} changed during training; "
+                          f"retrain with --half-weights {half_path}")
+    sample = data.test_inputs(batch_size).unbatch().take(TRAIN_END_PARITY_IMAGES).batch(batch_size)
+    parity = check_parity(class_probabilities(half, sample), class_probabilities(full, sample), half_path)
+    trained = result.epochs_run > 0
+    summary = {
+        "experiment": config.name, "dataset": data.name, "model": FULL, "parameters": int(full.count_params()),
+        "trainable_parameters": int(sum(np.prod(w.shape) for w in full.trainable_weights)),
+        "frozen_layers": len(shared) or None, "half_weights": str(half_path), "epochs": result.epochs_run,
+        "batch_size": batch_size, "best_epoch": result.best_epoch + 1 if trained else None,
+        f"best_{train.monitor}": result.best_value if trained else None,
+        "final": {k: v[-1] for k, v in result.history.items()}, "train_wall_time_s": round(result.wall_time_s, 2),
+        "resumed_from": str(resume) if resume else None, "model_path": str(dirs.best_model), "parity": parity,
+    }
+    atomic_write_json(dirs.results / "train_metrics.json", summary)
+    write_manifest(dirs, config.to_dict(), status="trained", batch_size=batch_size,
+                   train_wall_time_s=summary["train_wall_time_s"])
+    return summary

@@ -1,0 +1,83 @@
+"""High-Resolution CAM (method ``hires``).
+
+Tagaris, Sdraka, Stafylopatis, "High-Resolution Class Activation Mapping for Discriminative Feature
+Localization", ICIP 2019. Works on a ``densenet-full`` model (``camkit.models.densenet_fcn``), whose classifier
+is ``conv_aux -> gap -> classifier`` and whose high-resolution branch ends in ``highres_features``
+(input size × 16 channels, the same 16 channels as ``conv_aux``). Pipeline, for target class ``c`` and the
+classifier kernel ``W`` (16, classes):
+
+1. **low-res CAM**: CAM at ``conv_aux`` (14×14 at 224, 4×4 at 64): ``Σ_k W[k, c] A_k``, upsampled bilinearly to
+   the input size (as every camkit map) and min-max normalised.
+2. **high-res CAM**: the same weights on the full-resolution activations: ``Σ_k W[k, c] H_k`` with
+   ``H = highres_features``, min-max normalised (no upsampling needed).
+3. **refined map**: the post-processing of :mod:`camkit.methods.hires_refine` (gradient of the blurred high-res
+   map, region growing from the low-res map's peaks inside its ROI, hole filling, blend with the low-res map,
+   top 15 % kept), divided by its maximum.
+
+``explain(model, x, method="hires", output=...)`` returns one of the three: ``output="refined"`` (default;
+``raw`` = the blend before the top-15 % cut, at input size), ``"low"`` (``raw`` at ``conv_aux``'s resolution)
+or ``"high"`` (``raw`` at input size). ``camkit explain --method hires`` computes all three and draws
+image | low-res | high-res | refined.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from camkit.errors import CamkitError
+from camkit.methods.base import Batch, normalise, register_method, upsample, weighted_sum
+from camkit.methods.cam import CAM
+from camkit.methods.hires_refine import refine
+from camkit.methods.layers import LayerRef
+
+OUTPUTS = ("refined", "low", "high")
+HIGHRES_LAYER = "highres_features"
+_FEATURES: weakref.WeakKeyDictionary[keras.Model, keras.Model] = weakref.WeakKeyDictionary()
+
+
+def highres_model(model: keras.Model) -> keras.Model:
+    """``x -> highres_features`` of a densenet-full model (cached per model; shares its layers)."""
+    if model not in _FEATURES:
+        try:
+            layer = model.get_layer(HIGHRES_LAYER)
+        except ValueError:
+            raise CamkitError(f"hires needs a densenet-full model (a {HIGHRES_LAYER!r} layer, e.g. camkit train "
+                              f"--model densenet-full --half-weights HALF.keras); {model.name!r} has none") from None
+        _FEATURES[model] = keras.Model(model.inputs, layer.output)
+    return _FEATURES[model]
+
+
+@register_method("hires")
+class HiRes(CAM):
+    """Low-res CAM at ``conv_aux``, high-res CAM at ``highres_features``, and the refined map (see module doc)."""
+
+    def __init__(self, output: str = "refined") -> None:
+        if output not in OUTPUTS:
+            raise CamkitError(f"method hires: output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+        self.output = output
+
+    def setup(self, model: keras.Model, ref: LayerRef | None, batch_shape: tuple[int, ...]) -> None:
+        self.features = highres_model(model)
+        super().setup(model, ref, batch_shape)
+        channels = self.features.output.shape[-1]
+        if self.kernel.shape[0] != channels or tuple(self.features.output.shape[1:-1]) != tuple(batch_shape[1:-1]):
+            raise CamkitError(f"hires: {HIGHRES_LAYER} gives {tuple(self.features.output.shape[1:])}; it needs the "
+                              f"input's size and the classifier's {self.kernel.shape[0]} channels")
+
+    def explain_batch(self, batch: Batch, size: Sequence[int]) -> tuple[tf.Tensor, tf.Tensor]:
+        weights = tf.cast(self.channel_weights(batch), tf.float32)
+        low_raw = weighted_sum(batch.acts, weights)
+        low = upsample(low_raw, size)
+        if self.output == "low":
+            return low_raw, normalise(low, signed=True)
+        high = weighted_sum(tf.cast(self.features(batch.inputs, training=False), tf.float32), weights)
+        if self.output == "high":
+            return high, normalise(high, signed=True)
+        steps = [refine(lo, hi) for lo, hi in zip(np.asarray(low), np.asarray(high), strict=True)]
+        blend = np.stack([s.blend for s in steps]).astype(np.float32)
+        return blend, normalise(np.stack([s.refined for s in steps]), signed=False)
