@@ -39,7 +39,7 @@ from camkit.metrics.localization import (
     pointing_game,
     submission_lines,
 )
-from camkit.metrics.map_boxes import CAM_THRESHOLD, GRADCAM_THRESHOLD, Preprocessing, box_from_map
+from camkit.metrics.map_boxes import Preprocessing, box_from_map, default_threshold
 
 CSV_FIELDS = ("variant", "image", "name", "true_label", "top1_label", "xmin", "ymin", "xmax", "ymax", "top1_iou",
               "correct_top1", "correct_top5", "gt_known_iou", "gt_known_correct", "pointing_hit")
@@ -55,11 +55,6 @@ class EvalSettings:
 
     def as_dict(self) -> dict[str, float]:
         return {"threshold": self.threshold, "iou": self.iou, "pointing_tolerance": self.tolerance}
-
-
-def default_threshold(method: str) -> float:
-    """20 % of the max for CAM (Zhou et al.), 15 % for the Grad-CAM family (Selvaraju et al.)."""
-    return CAM_THRESHOLD if method == "cam" else GRADCAM_THRESHOLD
 
 
 def _column(arrays: Mapping[str, np.ndarray], name: str) -> int | None:

@@ -187,8 +187,9 @@ def explain_batch_arrays(model: keras.Model, x: np.ndarray, columns: Sequence[st
             computed[column], layer_path = _explain_fields(model, x, _engine_targets(column, y_true), method, layer,
                                                            options, batch_size)
     per_column = [computed[c] for c in columns]
-    figure_order = ("single", "max", "avg", "sr")  # augmented Grad-CAM's aggregations
-    variants = sorted((n[5:] for n in per_column[0] if n.startswith("maps_")), key=figure_order.index) or [method]
+    order = ("single", "max", "avg", "sr", "low", "high", "refined")  # augmented Grad-CAM's, then hires' variants
+    found = [n[5:] for n in per_column[0] if n.startswith("maps_")]
+    variants = sorted(found, key=lambda v: order.index(v) if v in order else len(order)) or [method]
     out["variants"] = variants
     out["layer"] = layer_path
     stack = {name: np.stack([c[name] for c in per_column], axis=1) for name in per_column[0]}
@@ -287,13 +288,8 @@ def read_batches(save_dir: str | Path) -> dict[str, np.ndarray]:
     return out
 
 
-def _threshold(method: str) -> float:
-    from camkit.metrics.map_boxes import CAM_THRESHOLD, GRADCAM_THRESHOLD
-
-    return CAM_THRESHOLD if method == "cam" else GRADCAM_THRESHOLD
-
-
-_TITLES = {"single": "single Grad-CAM", "max": "max", "avg": "avg", "sr": "super-resolution"}
+_TITLES = {"single": "single Grad-CAM", "max": "max", "avg": "avg", "sr": "super-resolution", "low": "low-res CAM",
+           "high": "high-res CAM", "refined": "refined"}
 
 
 def _figures(save_dir: Path, files: Sequence[Path], arrays: dict[str, Any], method: str, n_figures: int,
@@ -301,7 +297,7 @@ def _figures(save_dir: Path, files: Sequence[Path], arrays: dict[str, Any], meth
     """The first ``n_figures`` images of the listing that fall in this batch: every variant with its box."""
     from camkit.data.images import load_original
     from camkit.explain_figures import class_text
-    from camkit.metrics.map_boxes import Preprocessing, box_from_map
+    from camkit.metrics.map_boxes import Preprocessing, box_from_map, default_threshold
     from camkit.plots import Panel, panels_figure, save_figure
 
     written = []
@@ -313,7 +309,7 @@ def _figures(save_dir: Path, files: Sequence[Path], arrays: dict[str, Any], meth
         panels = [Panel("image", image, "input")]
         for variant in arrays["variants"]:
             heat = arrays[f"maps_{variant}"][j, 0].astype(np.float32)
-            box = box_from_map(heat, geometry, _threshold(method))
+            box = box_from_map(heat, geometry, default_threshold(method))
             panels.append(Panel("overlay", heat, _TITLES.get(variant, variant), boxes=[box.as_tuple()]))
         probs = np.zeros(len(arrays["class_names"]))
         probs[arrays["top5"][j]] = arrays["top5_probs"][j]

@@ -4,9 +4,11 @@ Trains the small GAP CNN of ``configs/cluttered_digits_cnn.yaml`` when ``models/
 is missing, then runs ``camkit eval-localization`` on the 500 test images for CAM, Grad-CAM, Grad-CAM++ and
 Augmented Grad-CAM (every aggregation: single, max, avg, sr; ``n_augment`` 100 by default), with the protocol's
 default box thresholds (20 % of the max for CAM, 15 % otherwise). Prints a Markdown table and, with ``--readme``,
-replaces the ``bench_localization`` block of README.md. Outputs stay under ``results/cluttered_digits_cnn/``;
-a rerun reuses finished batches (a different ``--n-augment`` needs the old
-``plots/cluttered_digits_cnn/explain_augmented-gradcam/`` removed first).
+replaces the ``bench_localization`` block of README.md. When the High-resolution CAM model of
+``configs/hires_digits_full.yaml`` exists (train ``hires_digits_half.yaml`` then ``hires_digits_full.yaml``; about 15
+minutes on 2 cores), its low-res CAM, high-res CAM and refined map get rows too (``--method hires -o output=all``).
+Outputs stay under ``plots/<experiment>/`` (maps) and ``results/<experiment>/`` (scores); a rerun reuses finished
+batches, and replaces outputs made with other settings (e.g. another ``--n-augment``).
 
     .venv/bin/python scripts/bench_localization.py --readme
     .venv/bin/python scripts/bench_localization.py --methods gradcam,augmented-gradcam --n-augment 30
@@ -24,9 +26,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "configs" / "cluttered_digits_cnn.yaml"
+HIRES_CONFIG = REPO / "configs" / "hires_digits_full.yaml"
 NAMES = {"cam": "CAM", "gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "single": "Augmented Grad-CAM, single",
          "max": "Augmented Grad-CAM, max", "avg": "Augmented Grad-CAM, avg",
-         "sr": "Augmented Grad-CAM, super-resolution"}
+         "sr": "Augmented Grad-CAM, super-resolution", "low": "High-res CAM: low-res CAM (`conv_aux`)",
+         "high": "High-res CAM: high-res CAM", "refined": "High-res CAM: refined map"}
 
 
 def ensure_model(root: Path) -> Path:
@@ -42,26 +46,35 @@ def ensure_model(root: Path) -> Path:
 def evaluate(method: str, args: argparse.Namespace) -> tuple[dict, float]:
     from camkit.eval_localization import eval_localization
 
-    options = {"n_augment": args.n_augment, "aggregate": "all"} if method == "augmented-gradcam" else {}
+    options = {"augmented-gradcam": {"n_augment": args.n_augment, "aggregate": "all"},
+               "hires": {"output": "all"}}.get(method, {})
     start = time.perf_counter()
-    result = eval_localization(method=method, config=CONFIG, root=args.root, options=options)
+    result = eval_localization(method=method, config=HIRES_CONFIG if method == "hires" else CONFIG, root=args.root,
+                               options=options, target="top1,true" if method == "hires" else None, overwrite=True)
     return result["summary"], time.perf_counter() - start
 
 
-def table(rows: list[tuple[str, dict]], args: argparse.Namespace, accuracy: float | None) -> str:
-    acc = f", test accuracy {accuracy:.1%}" if accuracy is not None else ""
+def accuracy(name: str, root: Path) -> str:
+    path = root / "results" / name / "metrics.json"
+    return f"{json.loads(path.read_text())['accuracy']:.1%}" if path.is_file() else "?"
+
+
+def table(rows: list[tuple[str, str, dict]], args: argparse.Namespace) -> str:
     lines = [
-        f"`python scripts/bench_localization.py`: the small GAP CNN of `configs/cluttered_digits_cnn.yaml`{acc}, "
-        f"the 500 cluttered-digit test images (64×64, maps from the 8×8 `features` layer), box threshold 20 % of the "
-        f"map's max for CAM and 15 % otherwise, IoU ≥ 0.5; Augmented Grad-CAM with {args.n_augment} augmentations. "
-        "Errors and accuracies in %; MaxBoxAcc with its best threshold.",
+        "`python scripts/bench_localization.py`: the 500 cluttered-digit test images (64×64), box threshold 20 % of "
+        "the map's max for CAM and High-res CAM and 15 % otherwise, IoU ≥ 0.5; Augmented Grad-CAM with "
+        f"{args.n_augment} augmentations. Models: the small GAP CNN of `configs/cluttered_digits_cnn.yaml` (maps "
+        f"from its 8×8 `features` layer, test accuracy {accuracy('cluttered_digits_cnn', args.root)}) and the "
+        "DenseNet-FCN of `configs/hires_digits_full.yaml` (`conv_aux` 4×4, high-res branch 64×64, test accuracy "
+        f"{accuracy('hires_digits_full', args.root)}). Errors and accuracies in %; MaxBoxAcc with its best threshold.",
         "",
-        "| maps | top-1 loc. error ↓ | top-5 loc. error ↓ | GT-known loc. acc. ↑ | MaxBoxAcc ↑ (threshold) | "
+        "| model | maps | top-1 loc. error ↓ | top-5 loc. error ↓ | GT-known loc. acc. ↑ | MaxBoxAcc ↑ (threshold) | "
         "pointing game ↑ |",
-        "|---|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for name, s in rows:
-        lines.append(f"| {NAMES.get(name, name)} | {100 * s['top1_loc_error']:.1f} | {100 * s['top5_loc_error']:.1f} | "
+    for model, name, s in rows:
+        lines.append(f"| {model} | {NAMES.get(name, name)} | {100 * s['top1_loc_error']:.1f} | "
+                     f"{100 * s['top5_loc_error']:.1f} | "
                      f"{100 * s['gt_known_loc_accuracy']:.1f} | {100 * s['max_box_acc']:.1f} "
                      f"({s['max_box_acc_threshold']:.2f}) | {100 * s['pointing_game']:.1f} |")
     return "\n".join(lines)
@@ -76,16 +89,18 @@ def main() -> None:
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
     args = parser.parse_args()
     ensure_model(args.root)
-    rows: list[tuple[str, dict]] = []
+    methods = [m.strip() for m in args.methods.split(",")]
+    if (args.root / "models" / "hires_digits_full" / "best.keras").is_file() and "hires" not in methods:
+        methods.append("hires")
+    rows: list[tuple[str, str, dict]] = []
     timings = {}
-    for method in args.methods.split(","):
-        summary, seconds = evaluate(method.strip(), args)
+    for method in methods:
+        summary, seconds = evaluate(method, args)
         timings[method] = seconds
-        rows += list(summary.items())
+        model = "DenseNet-FCN" if method == "hires" else "small GAP CNN"
+        rows += [(model, name, s) for name, s in summary.items()]
         print(f"{method}: {seconds:.0f} s", flush=True)
-    metrics = args.root / "results" / "cluttered_digits_cnn" / "metrics.json"
-    accuracy = json.loads(metrics.read_text())["accuracy"] if metrics.is_file() else None
-    text = table(rows, args, accuracy)
+    text = table(rows, args)
     print(text)
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "seconds": timings}, indent=2))

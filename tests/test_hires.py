@@ -6,7 +6,6 @@ through the CLI (click's runner).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -142,6 +141,10 @@ def test_method_hires_maps(run, models):
     assert np.allclose(low.maps, cam.maps, atol=1e-6) and np.array_equal(low.targets, cam.targets)
     assert ((refined.maps > 0).sum(axis=(1, 2)) == round(0.15 * 32 * 32)).all()
     assert np.allclose(refined.maps.max(axis=(1, 2)), 1.0) and high.maps.min() == 0.0
+    every = camkit.explain(full, x, method="hires", output="all")
+    for name, single in (("low", low), ("high", high), ("refined", refined)):
+        np.testing.assert_allclose(every.extras[f"maps_{name}"], single.maps, atol=1e-6, err_msg=name)
+    np.testing.assert_array_equal(every.maps, every.extras["maps_refined"])
     explicit = camkit.explain(full, x, method="hires", targets=[3, 3, 3, 3])
     assert (explicit.targets == 3).all()
     with pytest.raises(CamkitError, match="densenet-full"):
@@ -174,25 +177,28 @@ def test_bad_hires_options_are_one_line_errors(run):
     assert bad.exit_code == 2 and "train.optimizer must be one of adam, adadelta" in bad.output
 
 
-def test_localization_hook_of_the_benchmark_script(run, models):
+def test_eval_localization_scores_the_three_maps(run, models):
     from camkit.data.boxes import load_annotations
+    from camkit.metrics.localization import gt_known_accuracy
+    from camkit.metrics.map_boxes import Preprocessing
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_hires_localization.py"
-    spec = importlib.util.spec_from_file_location("bench_hires_localization", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    result = ok("eval-localization", "-c", run["full_yaml"], "--method", "hires", "-o", "output=all", "--target",
+                "top1,true", "--root", run["root"], "--no-progress")
+    assert "refined" in result.output
+    out = run["root"] / "results" / "tiny_full" / "localization_hires"
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["variants"]) == ["low", "high", "refined"] and summary["threshold"] == 0.2
+    assert sorted(p.name for p in (out / "submissions").iterdir()) == ["high.txt", "low.txt", "refined.txt"]
+    # independent: GT-known accuracy of the refined maps of the true classes, straight from the metric
     full = models[1]
-    ids = [p.stem for c in sorted(p.name for p in (run["dataset"] / "test").iterdir())
-           for p in sorted((run["dataset"] / "test" / c).glob("*.png"))]
+    names = [p.name for c in sorted(p.name for p in (run["dataset"] / "test").iterdir())
+             for p in sorted((run["dataset"] / "test" / c).glob("*.png"))]
     y = np.repeat(np.arange(10), 2)
+    refined = camkit.explain(full, run["x"], method="hires", targets=y).maps
     annotations = load_annotations(run["dataset"] / "annotations" / "test")
-    rows, accuracy = bench.localization_rows(full, run["x"], y, ids, [str(i) for i in range(10)], annotations)
-    assert [r["map"].split()[0] for r in rows] == ["low-res", "high-res", "refined"]
-    assert [r["resolution"] for r in rows] == ["2x2", "32x32", "32x32"]
-    for r in rows:
-        assert 0 <= r["gt_known"] <= r["maxboxacc"] <= 1 and 0 <= r["top1_loc_error"] <= 1
-    assert 0 <= accuracy <= 1
-    assert "| refined map (hires) | 32x32 |" in bench.table(rows, accuracy, 20, "m.keras", "cmd")
+    expected = gt_known_accuracy(dict(zip(names, refined, strict=True)), annotations, Preprocessing((32, 32)),
+                                 threshold=0.2, labels={n: str(c) for n, c in zip(names, y, strict=True)})
+    assert summary["variants"]["refined"]["gt_known_loc_accuracy"] == pytest.approx(expected.value)
 
 
 def test_data_classes_validate_the_class_folders(run, tmp_path):

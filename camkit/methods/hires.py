@@ -16,26 +16,28 @@ classifier kernel ``W`` (16, classes):
 
 ``explain(model, x, method="hires", output=...)`` returns one of the three: ``output="refined"`` (default;
 ``raw`` = the blend before the top-15 % cut, at input size), ``"low"`` (``raw`` at ``conv_aux``'s resolution)
-or ``"high"`` (``raw`` at input size). ``camkit explain --method hires`` computes all three and draws
-image | low-res | high-res | refined.
+or ``"high"`` (``raw`` at input size); ``"all"``: the refined map, and the three in ``extras["maps_low"]``,
+``["maps_high"]``, ``["maps_refined"]`` (so a whole-folder run and ``eval-localization`` get all three as variants).
+``camkit explain --method hires`` computes all three and draws image | low-res | high-res | refined.
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from camkit.errors import CamkitError
-from camkit.methods.base import Batch, normalise, register_method, upsample, weighted_sum
+from camkit.methods.base import Batch, ChunkResult, normalise, register_method, run_step, upsample, weighted_sum
 from camkit.methods.cam import CAM
 from camkit.methods.hires_refine import refine
 from camkit.methods.layers import LayerRef
 
-OUTPUTS = ("refined", "low", "high")
+OUTPUTS = ("refined", "low", "high", "all")
 HIGHRES_LAYER = "highres_features"
 _FEATURES: weakref.WeakKeyDictionary[keras.Model, keras.Model] = weakref.WeakKeyDictionary()
 
@@ -69,15 +71,30 @@ class HiRes(CAM):
             raise CamkitError(f"hires: {HIGHRES_LAYER} gives {tuple(self.features.output.shape[1:])}; it needs the "
                               f"input's size and the classifier's {self.kernel.shape[0]} channels")
 
-    def explain_batch(self, batch: Batch, size: Sequence[int]) -> tuple[tf.Tensor, tf.Tensor]:
+    def outputs(self, batch: Batch, size: Sequence[int], wanted: Sequence[str]) -> dict[str, tuple]:
+        """(raw, maps) of each wanted output (low, high, refined); the refined map needs the other two."""
         weights = tf.cast(self.channel_weights(batch), tf.float32)
         low_raw = weighted_sum(batch.acts, weights)
         low = upsample(low_raw, size)
-        if self.output == "low":
-            return low_raw, normalise(low, signed=True)
-        high = weighted_sum(tf.cast(self.features(batch.inputs, training=False), tf.float32), weights)
-        if self.output == "high":
-            return high, normalise(high, signed=True)
-        steps = [refine(lo, hi) for lo, hi in zip(np.asarray(low), np.asarray(high), strict=True)]
-        blend = np.stack([s.blend for s in steps]).astype(np.float32)
-        return blend, normalise(np.stack([s.refined for s in steps]), signed=False)
+        out = {"low": (low_raw, normalise(low, signed=True))}
+        if wanted != ("low",):
+            high = weighted_sum(tf.cast(self.features(batch.inputs, training=False), tf.float32), weights)
+            out["high"] = (high, normalise(high, signed=True))
+        if "refined" in wanted:
+            steps = [refine(lo, hi) for lo, hi in zip(np.asarray(low), np.asarray(high), strict=True)]
+            blend = np.stack([s.blend for s in steps]).astype(np.float32)
+            out["refined"] = (blend, normalise(np.stack([s.refined for s in steps]), signed=False))
+        return {k: out[k] for k in wanted}
+
+    def explain_batch(self, batch: Batch, size: Sequence[int]) -> tuple[tf.Tensor, tf.Tensor]:
+        return self.outputs(batch, size, (self.output,))[self.output]
+
+    def explain_chunk(self, step: Any, x: tf.Tensor, spec: np.ndarray, n: int) -> ChunkResult:
+        """``output="all"``: ``maps`` is the refined map; ``extras`` holds maps_low, maps_high and maps_refined."""
+        if self.output != "all":
+            return super().explain_chunk(step, x, spec, n)
+        batch = run_step(step, x, spec, n)
+        outs = self.outputs(batch, tuple(x.shape[1:-1]), ("low", "high", "refined"))
+        extras = {f"maps_{name}": np.asarray(maps, np.float32) for name, (_, maps) in outs.items()}
+        return ChunkResult(extras["maps_refined"], np.asarray(outs["refined"][0], np.float32),
+                           np.asarray(batch.targets, np.int64), np.asarray(batch.scores, np.float32), extras)
