@@ -72,7 +72,8 @@ def replace_marked_block(path: Path | str, name: str, text: str) -> Path:
     content = path.read_text()
     if not pattern.search(content):
         raise ValueError(f"{path} has no <!-- {name} --> ... <!-- /{name} --> block")
-    return atomic_write_text(path, pattern.sub(lambda m: m.group(1) + text + m.group(2), content))
+    body = text if text.endswith("\n") else text + "\n"  # the closing marker keeps its own line
+    return atomic_write_text(path, pattern.sub(lambda m: m.group(1) + body + m.group(2), content))
 
 
 def replace_dir_atomically(folder: Path, fill: Callable[[Path], None]) -> None:

@@ -6,8 +6,8 @@ with ``augmented-gradcam``, ``n_augment`` copies (default 100, the paper's):
 - passes: one ``camkit.explain(..., aggregate="single")`` call over the batch (every copy's Grad-CAM through the
   compiled step, batch size ``--batch-size``), after a first call that traces the step;
 - solve: :func:`camkit.methods.superres.solve_superres` on those copies' maps, the whole batch at once (as a
-  folder run does; the batch stops when its slowest image does) and one image at a time (median), after a
-  first solve that traces the solver; iterations and relative duality gap at the stop;
+  folder run does; the batch stops when its slowest image does) and one image at a time (median), after
+  solves that trace the solver for both shapes; iterations and relative duality gap at the stop;
 - share: solve / (passes + solve), batched solve; the goal is at most 1/5.
 
 Models: ``vgg16`` (224×224, ``block5_conv3`` 14×14, random weights: nothing downloads; the iteration count depends
@@ -76,7 +76,8 @@ def measure(name: str, args: argparse.Namespace) -> dict:
     exp = camkit.explain(model, x, method="augmented-gradcam", batch_size=args.batch_size, **options)
     passes = (time.perf_counter() - start) / len(x)
     warps = sample_warps(args.n_augment, (size, size), seed=0)
-    solve_superres(exp.raw[:1], warps, (size, size))  # trace
+    for traced in (exp.raw[:1], exp.raw):  # trace the solver for both batch shapes
+        solve_superres(traced, warps, (size, size))
     start = time.perf_counter()
     batched = solve_superres(exp.raw, warps, (size, size))
     solve = (time.perf_counter() - start) / len(x)

@@ -74,5 +74,7 @@ def test_replace_marked_block(tmp_path: Path) -> None:
     readme.write_text("# t\n<!-- bench -->\nold\n<!-- /bench -->\nafter\n")
     replace_marked_block(readme, "bench", "new table\n")
     assert readme.read_text() == "# t\n<!-- bench -->\nnew table\n<!-- /bench -->\nafter\n"
+    replace_marked_block(readme, "bench", "| a |")  # no final newline: the marker still gets its own line
+    assert readme.read_text() == "# t\n<!-- bench -->\n| a |\n<!-- /bench -->\nafter\n"
     with pytest.raises(ValueError, match="no <!-- other -->"):
         replace_marked_block(readme, "other", "x")
