@@ -31,8 +31,8 @@ import tensorflow as tf
 from camkit.errors import CamkitError
 from camkit.methods.base import ChunkResult, normalise, pad_batch, register_method, run_step, upsample
 from camkit.methods.gradcam import GradCAM
+from camkit.methods.superres import SuperResult, solve_superres
 from camkit.methods.superres import aggregate as unwarp_aggregate
-from camkit.methods.superres import solve_superres
 from camkit.methods.warps import ANGLE_RANGE, SHIFT_RANGE, Warps, sample_warps, warp_each
 
 AGGREGATIONS = ("single", "max", "avg", "sr")
@@ -98,6 +98,18 @@ class AugmentedGradCAM(GradCAM):
         low = tf.concat(maps, 0)
         return tf.reshape(low, (n, n_copies, *low.shape[1:]))
 
+    def solve(self, low: tf.Tensor, warps: Warps, size: tuple[int, int]) -> SuperResult:
+        """The super-resolution solve: the whole chunk at once on a GPU, one image at a time on a CPU.
+
+        The results are the same (a stopped image is frozen while the batch goes on); on a CPU the batched
+        sparse products cost about twice as much per image (``scripts/bench_augmented.py``).
+        """
+        if tf.config.list_logical_devices("GPU"):
+            return solve_superres(low, warps, size, **self.solver)
+        parts = [solve_superres(low[i : i + 1], warps, size, **self.solver) for i in range(int(low.shape[0]))]
+        return SuperResult(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                             ("maps", "iterations", "objective", "gap", "converged")))
+
     def explain_chunk(self, step: Any, x: tf.Tensor, spec: np.ndarray, n: int) -> ChunkResult:
         size = tuple(int(d) for d in x.shape[1:-1])
         if len(size) != 2:
@@ -115,7 +127,7 @@ class AugmentedGradCAM(GradCAM):
             elif name in ("max", "avg"):
                 maps[name] = unwarp_aggregate(low, warps, size, how=name)
             else:
-                result = solve_superres(low, warps, size, **self.solver)
+                result = self.solve(low, warps, size)
                 maps[name] = result.maps
                 extras.update(sr_iterations=result.iterations, sr_objective=result.objective, sr_gap=result.gap)
         for name, m in maps.items():
