@@ -152,10 +152,11 @@ def explain_to_dir(
     the Grad-CAM viewer's count of conv layers from the end (1 = last); several values explain the first
     sample at every one of those layers. ``layout``: images only, ``viewer`` (default) or ``notebook``
     (input | CAM | guided backprop | guided Grad-CAM; the default for guided methods). ``n_images``: a count
-    (default 8) or ``"all"``; ``options`` go to the method. Images with ``n_images="all"``, a ``shard`` or
-    method ``augmented-gradcam`` are explained batch by batch into ``save_dir/batches/`` (``explain_dataset.py``:
-    resumable and shardable, ``n_figures`` figures). ``method`` gradceam or guided-gradceam: the best / worst /
-    centre figures of a clustering experiment (``explain_clusters.py``).
+    (default 8; all for ``augmented-gradcam``) or ``"all"``; ``options`` go to the method. Images with
+    ``n_images="all"``, a ``shard`` or method ``augmented-gradcam`` (the first ``n_images``) are explained batch
+    by batch into ``save_dir/batches/`` (``explain_dataset.py``: resumable and shardable, ``n_figures`` figures).
+    ``method`` gradceam or guided-gradceam: the best / worst / centre figures of a clustering experiment
+    (``explain_clusters.py``).
     """
     import camkit
     from camkit.data.splits import PREPROCESSORS
@@ -204,8 +205,7 @@ def explain_to_dir(
     if len(model.inputs) != 1:
         raise CamkitError(f"model: explain needs a model with one input, this one has {len(model.inputs)}")
 
-    streamed = is_images and (shard is not None or n_images == "all" or
-                              (method == "augmented-gradcam" and n_images is None))
+    streamed = is_images and (shard is not None or n_images == "all" or method == "augmented-gradcam")
     if shard is not None and not streamed:
         raise CamkitError("--shard splits an image folder's batches: it needs --images")
     if column_list and not streamed:

@@ -260,3 +260,13 @@ def test_overwrite_replaces_a_run_made_with_other_settings(full_run, folder, tmp
     assert sorted(p.name for p in (out / "figures").iterdir()) == ["image_00000.png"]
     settings = json.loads((out / "run.json").read_text())
     assert settings["options"] == {"n_augment": 2, "aggregate": "max"} and settings["batch_size"] == 5
+
+
+def test_a_count_of_images_streams_the_first_ones(folder, tmp_path) -> None:
+    images, model_path = folder
+    result = ok("explain", "--model-path", model_path, "--images", images, "--method", "augmented-gradcam",
+                "-o", "n_augment=2", "--n-images", 3, "--target", "top1,true", "--save-dir", tmp_path / "out",
+                "--no-progress")
+    assert "explained 3 image(s)" in result.output
+    merged = read_batches(tmp_path / "out")
+    assert list(merged["names"]) == ["0/" + p.name for p in sorted((images / "0").iterdir())[:3]]
