@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import re
 import weakref
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -36,6 +36,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from camkit.errors import CamkitError
+from camkit.methods.inputs import input_batches, rechunk
 from camkit.methods.layers import LayerRef, pre_softmax, resolve_layer
 from camkit.methods.step import LOWEST, PREDICTED, compiled_step
 
@@ -251,53 +252,6 @@ def _check_classes(spec: np.ndarray, n_classes: int) -> None:
         raise CamkitError(f"targets: top{ranks.max() + 1} needs that many classes; the model has {n_classes}")
 
 
-def _as_array(x: Any, what: str) -> np.ndarray:
-    try:
-        arr = np.asarray(x, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise CamkitError(f"{what}: not a numeric array ({exc})") from None
-    if arr.ndim not in (3, 4):
-        raise CamkitError(f"{what}: expected a batch (N, T, C) or (N, H, W, C), got shape {arr.shape}")
-    return arr
-
-
-def _input_batches(x: Any) -> tuple[Iterable[np.ndarray], int | None, int | None]:
-    """Batches of ``x``, the number of samples and of batches (None where a dataset does not say)."""
-    if isinstance(x, tf.data.Dataset):
-
-        def batches() -> Iterator[np.ndarray]:
-            for element in x:
-                if isinstance(element, dict):
-                    raise CamkitError("x: dataset elements must be x or (x, y) batches, not dicts")
-                yield _as_array(element[0] if isinstance(element, (tuple, list)) else element, "x (dataset batch)")
-
-        n_batches = int(x.cardinality())
-        return batches(), None, n_batches if n_batches >= 0 else None
-    arr = _as_array(x, "x")
-    return [arr], len(arr), None
-
-
-def _rechunk(batches: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
-    """Regroup batches into chunks of exactly ``size`` samples (the last one may be short)."""
-    pending: list[np.ndarray] = []
-    count = 0
-    shape = None
-    for batch in batches:
-        shape = shape or batch.shape[1:]
-        if batch.shape[1:] != shape:
-            raise CamkitError(f"x: a batch has samples of shape {batch.shape[1:]}, the first had {shape}")
-        while len(batch):
-            take = batch[: size - count]
-            pending.append(take)
-            count += len(take)
-            batch = batch[len(take) :]
-            if count == size:
-                yield np.concatenate(pending)
-                pending, count = [], 0
-    if count:
-        yield np.concatenate(pending)
-
-
 def _head(t: tf.Tensor | None, n: int, size: int) -> tf.Tensor | None:
     return t if t is None or n == size else t[:n]
 
@@ -366,11 +320,11 @@ def explain(
         raise CamkitError(f"batch_size: expected a positive integer, got {batch_size!r}")
     columns, topk = _parse_targets(targets)
     per_sample = isinstance(columns[0], np.ndarray)
-    batches, total, n_batches = _input_batches(x)
+    batches, total, n_batches = input_batches(x)
     if per_sample and total is not None and len(columns[0]) != total:
         raise CamkitError(f"targets: {len(columns[0])} targets for {total} samples")
     size = batch_size if total is None else max(1, min(batch_size, total))
-    chunks = _rechunk(batches, size)
+    chunks = rechunk(batches, size)
     first = next(chunks, None)
     if first is None:
         raise CamkitError("x: no samples to explain")
