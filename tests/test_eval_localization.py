@@ -206,3 +206,35 @@ def test_changed_settings_on_the_same_output_are_refused(gradcam_run, digits) ->
                     "--batch-size", 5, "--out", gradcam_run, "--root", gradcam_run.parent, "--method", "gradcam",
                     "--threshold", "0.3")
     assert result.exit_code == 2 and "other settings (threshold)" in result.output
+
+
+def test_flat_folder_with_wnid_annotations_like_ilsvrc_val(digits, tmp_path) -> None:
+    """A flat folder (no class folders): the true class comes from the XML's WNID through --synsets/--clsloc."""
+    images, model, xml = digits
+    flat, ann_dir = tmp_path / "val", tmp_path / "xml"
+    flat.mkdir()
+    ann_dir.mkdir()
+    wnids = ["n00000007", "n00000003", "n00000005"]  # model classes 0, 1, 2; CLS-LOC ids 7, 3, 5
+    for path in sorted(images.rglob("*.png")):
+        shutil.copy(path, flat / path.name)
+        ann = read_voc_xml(xml / f"{path.stem}.xml")
+        label, box = ann.objects[0]
+        (ann_dir / f"{path.stem}.xml").write_text(XML.format(
+            name=path.stem, w=ann.width, h=ann.height, label=wnids[int(label)], x0=box.xmin, y0=box.ymin, x1=box.xmax,
+            y1=box.ymax))
+    (tmp_path / "synsets.txt").write_text("".join(f"{w} digit {i}\n" for i, w in enumerate(wnids)))
+    (tmp_path / "clsloc.txt").write_text("".join(f"{w} {i} digit_{i}\n" for w, i in zip(wnids, (7, 3, 5),
+                                                                                           strict=True)))
+    out = tmp_path / "out"
+    ok("eval-localization", "--model-path", model, "--images", flat, "--annotations", ann_dir, "--method",
+       "gradcam", "--synsets", tmp_path / "synsets.txt", "--clsloc", tmp_path / "clsloc.txt", "--batch-size", 6,
+       "--out", out, "--root", tmp_path, "--no-progress")
+    with np.load(tmp_path / "plots" / "cnn" / "explain_gradcam" / "batches" / "batch_00000.npz") as f:
+        names, y_true = list(f["names"]), f["y_true"]
+    assert names == sorted(p.name for p in images.rglob("*.png"))[:6]
+    expected = [wnids.index(read_voc_xml(ann_dir / f"{Path(n).stem}.xml").objects[0][0]) for n in names]
+    np.testing.assert_array_equal(y_true, expected)
+    rows = list(csv.DictReader((out / "per_image.csv").open()))
+    assert {r["true_label"] for r in rows} == set(wnids) and len(rows) == 12
+    first_ids = {line.split()[0] for line in (out / "submissions" / "gradcam.txt").read_text().splitlines()}
+    assert first_ids <= {"7", "3", "5"}
