@@ -299,6 +299,8 @@ def explain(model_path: Path | None, config_path: Path | None, layer_backcount: 
                                                              "localization_<method>/ or MAPS/localization/).")
 @click.option("--overwrite", is_flag=True, help="Replace earlier maps / evaluations made with other settings "
                                                 "(default: refuse; same settings resume).")
+@click.option("--n-figures", type=int, default=8, show_default=True, help="Figures with the boxes (the guess and "
+                                                                          "the ground truth) for this many images.")
 @click.option("--root", default=".", show_default=True, type=click.Path(path_type=Path),
               help="Where results/, models/ and plots/ are.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -327,7 +329,8 @@ def eval_localization(model_path: Path | None, config_path: Path | None, option:
         click.echo(f"{variant:<10} {s['top1_loc_error']:>13.3f} {s['top5_loc_error']:>13.3f} "
                    f"{s['gt_known_loc_accuracy']:>9.3f} {s['max_box_acc']:>9.3f} {s['pointing_game']:>9.3f}  "
                    f"{s['n_images']}")
-    click.echo(f"results: {result['out']} (summary.json, per_image.csv, submissions/)")
+    click.echo(f"results: {result['out']} (summary.json, per_image.csv, submissions/, "
+               f"{len(result['figures'])} figures)")
 
 
 @main.command()

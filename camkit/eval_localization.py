@@ -15,7 +15,8 @@ IoU ≥ 0.5, optional skip list):
 - classification top-1 / top-5 error alongside.
 
 Outputs: ``OUT/summary.json``, ``OUT/per_image.csv`` (one row per image and variant), ``OUT/submissions/<variant>.txt``
-(ILSVRC CLS-LOC format: file names sorted, up to five ``id xmin ymin xmax ymax`` groups per line).
+(ILSVRC CLS-LOC format: file names sorted, up to five ``id xmin ymin xmax ymax`` groups per line), and
+``OUT/figures/`` for the first images: each variant's top-1 map with its box and the ground-truth boxes.
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ def write_outputs(out: Path, parts: Sequence[dict[str, Any]], summary: dict[str,
 
 def evaluate_folder(maps_dir: Path, out: Path, annotations: Mapping[str, Annotation], class_map: ClassMap,
                     settings: EvalSettings, skip: SkipList | None = None, shard: str | None = None,
-                    progress: bool | None = None, overwrite: bool = False) -> dict[str, Any]:
+                    progress: bool | None = None, overwrite: bool = False, n_figures: int = 8) -> dict[str, Any]:
     """Evaluate a folder run's batches into ``out`` (module docstring); the summary once every batch is done."""
     from tqdm.auto import tqdm
 
@@ -192,8 +193,35 @@ def evaluate_folder(maps_dir: Path, out: Path, annotations: Mapping[str, Annotat
         summary = summarise(parts)
         extra = {"maps": str(maps_dir), "method": run["method"], "options": run["options"], **settings.as_dict()}
         result["files"] = write_outputs(out, parts, summary, class_map, extra)
+        result["figures"] = write_figures(maps_dir, out, annotations, class_map, settings, n_figures)
         result["summary"] = summary
     return result
+
+
+def write_figures(maps_dir: Path, out: Path, annotations: Mapping[str, Annotation], class_map: ClassMap,
+                  settings: EvalSettings, n_figures: int) -> list[Path]:
+    """The first ``n_figures`` images: every variant's top-1 map with its box (white) and the ground truth of the
+    true class (green), in ``OUT/figures/``; none when the image folder (``MAPS/source.json``) is gone."""
+    from camkit.data.images import load_original
+    from camkit.explain_dataset import batch_path, variant_figure
+    from camkit.plots import save_figure
+
+    source = maps_dir / "source.json"
+    folder = Path(json.loads(source.read_text())["folder"]) if source.is_file() else None
+    written: list[Path] = []
+    b = 0
+    while folder is not None and folder.is_dir() and len(written) < n_figures and batch_path(maps_dir, b).is_file():
+        with np.load(batch_path(maps_dir, b), allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+        true_col = _column(arrays, "true")
+        for j, name in enumerate(arrays["names"][: n_figures - len(written)]):
+            label = class_map.label(int(arrays["targets"][j, true_col]))
+            gts = [box.as_tuple() for box in annotations[image_id(str(name))].boxes(label)]
+            figure = variant_figure(load_original(folder / str(name)), arrays, j, settings.threshold,
+                                    _column(arrays, "top1"), gts)
+            written.append(save_figure(figure, out / "figures" / f"image_{int(arrays['indices'][j]):05d}.png"))
+        b += 1
+    return written
 
 
 def _class_map(imagenet: bool, synsets: Path | None, clsloc: Path | None, class_names: Sequence[str]) -> ClassMap:
@@ -227,7 +255,7 @@ def eval_localization(*, maps: Path | None = None, method: str | None = None, mo
                       skip: Path | None = None, threshold: float | None = None, target: str | None = None,
                       options: dict[str, Any] | None = None, batch_size: int = 32, shard: str | None = None,
                       out: Path | None = None, image_size: int | None = None, preprocess: str | None = None,
-                      progress: bool | None = None, overwrite: bool = False) -> dict[str, Any]:
+                      progress: bool | None = None, overwrite: bool = False, n_figures: int = 8) -> dict[str, Any]:
     """``camkit eval-localization``: maps from ``maps`` (a folder run) or computed with ``method``; then scores."""
     from camkit.data.boxes import load_annotations, read_skip_list
     from camkit.data.timeseries import resolve_dataset_dir
@@ -278,6 +306,6 @@ def eval_localization(*, maps: Path | None = None, method: str | None = None, mo
         out = Path(out) if out is not None else root / "results" / exp_name / f"localization_{method}"
     cmap = _class_map(imagenet, synsets, clsloc, class_names)
     settings = EvalSettings(default_threshold(run_method) if threshold is None else threshold)
-    result = evaluate_folder(maps, out, ann, cmap, settings, skip_list, shard, progress, overwrite)
+    result = evaluate_folder(maps, out, ann, cmap, settings, skip_list, shard, progress, overwrite, n_figures)
     result["maps"] = maps
     return result

@@ -214,7 +214,7 @@ def explain_dataset(model: keras.Model, folder: Any, base: Path, save_dir: Path,
     from tqdm.auto import tqdm
 
     from camkit.data.images import ImageFolder
-    from camkit.runs import atomic_path
+    from camkit.runs import atomic_path, atomic_write_json
 
     start = time.perf_counter()
     i, n = parse_shard(shard)
@@ -229,6 +229,7 @@ def explain_dataset(model: keras.Model, folder: Any, base: Path, save_dir: Path,
     check_settings(save_dir, {**settings, "method": method, "options": options, "columns": columns,
                                "batch_size": batch_size, "input_size": list(size), "n_images": len(names),
                                "files_sha1": files_digest(names)}, overwrite)
+    atomic_write_json(save_dir / "source.json", {"folder": str(Path(base).resolve())})  # for eval figures
     n_batches = -(-len(names) // batch_size)
     mine = [b for b in range(n_batches) if b % n == i]
     todo = [b for b in mine if not batch_path(save_dir, b).is_file()]
@@ -292,32 +293,41 @@ _TITLES = {"single": "single Grad-CAM", "max": "max", "avg": "avg", "sr": "super
            "high": "high-res CAM", "refined": "refined"}
 
 
+def variant_figure(image: np.ndarray, arrays: dict[str, Any], j: int, threshold: float, column: int = 0,
+                   gt_boxes: Sequence[tuple[int, int, int, int]] = ()) -> Any:
+    """Image ``j`` of a batch file: the input, then every map variant of ``column`` over it with its box (white)
+    and the ground-truth boxes (green, dashed) when given."""
+    from camkit.explain_figures import class_text
+    from camkit.metrics.map_boxes import Preprocessing, box_from_map
+    from camkit.plots import Panel, panels_figure
+
+    geometry = Preprocessing(tuple(arrays[f"maps_{arrays['variants'][0]}"].shape[-2:])).geometry(*image.shape[:2])
+    panels = [Panel("image", image, "input", gt_boxes=gt_boxes)]
+    for variant in arrays["variants"]:
+        heat = arrays[f"maps_{variant}"][j, column].astype(np.float32)
+        box = box_from_map(heat, geometry, threshold)
+        panels.append(Panel("overlay", heat, _TITLES.get(str(variant), str(variant)), boxes=[box.as_tuple()],
+                            gt_boxes=gt_boxes))
+    probs = np.zeros(len(arrays["class_names"]))
+    probs[arrays["top5"][j]] = arrays["top5_probs"][j]
+    target = int(arrays["targets"][j, column])
+    return panels_figure(image, panels, f"{arrays['names'][j]}: {class_text(arrays['class_names'], target, probs)}")
+
+
 def _figures(save_dir: Path, files: Sequence[Path], arrays: dict[str, Any], method: str, n_figures: int,
              fmt: str) -> list[Path]:
     """The first ``n_figures`` images of the listing that fall in this batch: every variant with its box."""
     from camkit.data.images import load_original
-    from camkit.explain_figures import class_text
-    from camkit.metrics.map_boxes import Preprocessing, box_from_map, default_threshold
-    from camkit.plots import Panel, panels_figure, save_figure
+    from camkit.metrics.map_boxes import default_threshold
+    from camkit.plots import save_figure
 
     written = []
     for j, index in enumerate(arrays["indices"]):
         if index >= n_figures:
             break
-        image = load_original(files[index])
-        geometry = Preprocessing(tuple(arrays[f"maps_{arrays['variants'][0]}"].shape[-2:])).geometry(*image.shape[:2])
-        panels = [Panel("image", image, "input")]
-        for variant in arrays["variants"]:
-            heat = arrays[f"maps_{variant}"][j, 0].astype(np.float32)
-            box = box_from_map(heat, geometry, default_threshold(method))
-            panels.append(Panel("overlay", heat, _TITLES.get(variant, variant), boxes=[box.as_tuple()]))
-        probs = np.zeros(len(arrays["class_names"]))
-        probs[arrays["top5"][j]] = arrays["top5_probs"][j]
-        title = f"{arrays['names'][j]}: {class_text(arrays['class_names'], int(arrays['targets'][j, 0]), probs)}"
-        path = save_dir / "figures" / f"image_{index:05d}.{fmt}"
-        written.append(save_figure(panels_figure(image, panels, title), path))
+        figure = variant_figure(load_original(files[index]), arrays, j, default_threshold(method))
+        written.append(save_figure(figure, save_dir / "figures" / f"image_{index:05d}.{fmt}"))
     return written
-
 
 
 def _model_id(model: Any) -> str:

@@ -157,6 +157,8 @@ def test_cli_scores_match_the_maps_and_the_xml(gradcam_run, digits) -> None:
     assert float(first["gt_known_iou"]) == pytest.approx(iou_inclusive(box, ann.boxes()[0]), abs=1e-6)
     lines = (gradcam_run / "submissions" / "gradcam.txt").read_text().splitlines()
     assert len(lines) == 12 and all(len(line.split()) == 15 for line in lines)  # 3 guesses of 5 numbers
+    figures = sorted(p.name for p in (gradcam_run / "figures").iterdir())
+    assert figures == [f"image_{i:05d}.png" for i in range(8)]  # the first 8 images, boxes drawn
 
 
 def test_resume_and_merged_shards_give_the_same_outputs(gradcam_run, digits, tmp_path) -> None:

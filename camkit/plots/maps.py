@@ -73,13 +73,14 @@ class Panel:
     kind: "image" (``data`` is an image), "overlay" (``data`` is a [0, 1] map drawn over the figure's
     image), "heatmap" (the map alone) or "guided" (``data`` is a signed gradient, see :func:`guided_image`).
     boxes: ``(xmin, ymin, xmax, ymax)`` rectangles in 1-based inclusive pixels of the figure's image, drawn
-    in white.
+    in white; gt_boxes: the same, drawn green and dashed (ground truth).
     """
 
     kind: str
     data: np.ndarray
     title: str = ""
     boxes: Sequence[tuple[int, int, int, int]] = ()
+    gt_boxes: Sequence[tuple[int, int, int, int]] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in PANEL_KINDS:
@@ -129,9 +130,10 @@ def _draw_panel(ax: Axes, panel: Panel, rgb: np.ndarray, alpha: float, cmap: str
     else:
         picture = guided_image(panel.data)
         ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None, vmin=0.0, vmax=1.0)
-    for x0, y0, x1, y1 in panel.boxes:  # pixel (col, row) is centred at (col - 1, row - 1) for 1-based indices
-        ax.add_patch(Rectangle((x0 - 1.5, y0 - 1.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, edgecolor="white",
-                               linewidth=1.5))
+    ground_truth, guess = {"edgecolor": "lime", "linestyle": "--"}, {"edgecolor": "white"}
+    for boxes, style in ((panel.gt_boxes, ground_truth), (panel.boxes, guess)):
+        for x0, y0, x1, y1 in boxes:  # pixel (col, row) is centred at (col - 1, row - 1) for 1-based indices
+            ax.add_patch(Rectangle((x0 - 1.5, y0 - 1.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, linewidth=1.5, **style))
 
 
 def _fit_map(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
