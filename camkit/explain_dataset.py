@@ -31,7 +31,6 @@ import hashlib
 import json
 import re
 import shutil
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +55,6 @@ class DatasetResult:
     batches: list[int]  # this shard's batches
     computed: list[int]  # batches computed by this run (the others were already there)
     figures: list[Path] = field(default_factory=list)
-    seconds: float = 0.0
     layer: str = ""  # the layer the maps were taken at
 
 
@@ -216,7 +214,6 @@ def explain_dataset(model: keras.Model, folder: Any, base: Path, save_dir: Path,
     from camkit.data.images import ImageFolder
     from camkit.runs import atomic_path, atomic_write_json
 
-    start = time.perf_counter()
     i, n = parse_shard(shard)
     names = [p.relative_to(base).as_posix() for p in folder.files]
     y_true = np.array([class_names.index(folder.class_names[y]) if y >= 0 and folder.class_names[y] in class_names
@@ -255,7 +252,7 @@ def explain_dataset(model: keras.Model, folder: Any, base: Path, save_dir: Path,
             figures += _figures(save_dir, folder.files, arrays, method, n_figures, fmt)
             bar.update(hi - lo)
     layer_path = str(arrays["layer"]) if todo else _stored_layer(save_dir, mine)
-    return DatasetResult(save_dir, len(names), n_batches, mine, todo, figures, time.perf_counter() - start, layer_path)
+    return DatasetResult(save_dir, len(names), n_batches, mine, todo, figures, layer_path)
 
 
 def _stored_layer(save_dir: Path, batches: Sequence[int]) -> str:
@@ -266,7 +263,7 @@ def _stored_layer(save_dir: Path, batches: Sequence[int]) -> str:
 
 
 def read_batches(save_dir: str | Path) -> dict[str, np.ndarray]:
-    """Every batch file of a dataset run (or of merged shards) joined in image order; a gap is an error."""
+    """Every batch file of a dataset run (or of merged shards) joined in image order; a missing image is an error."""
     folder = Path(save_dir) / "batches"
     paths = sorted(folder.glob("batch_*.npz"))
     if not paths:
@@ -281,9 +278,10 @@ def read_batches(save_dir: str | Path) -> dict[str, np.ndarray]:
     out = {k: np.concatenate([p[k] for p in parts]) for k, v in parts[0].items() if v.ndim and k != "columns"
            and k != "variants" and k != "class_names"}
     out.update({k: parts[0][k] for k in ("columns", "variants", "class_names", "layer")})
-    expected = np.arange(len(out["indices"]))
-    if not np.array_equal(out["indices"], expected):
-        missing = sorted(set(range(int(out["indices"].max()) + 1)) - set(out["indices"].tolist()))
+    run = folder.parent / "run.json"  # its image count also catches missing trailing batches
+    n_images = json.loads(run.read_text())["n_images"] if run.is_file() else int(out["indices"].max()) + 1
+    missing = sorted(set(range(n_images)) - set(out["indices"].tolist()))
+    if missing:
         raise CamkitError(f"{folder}: images {missing[:5]}... are missing: a shard has not finished or was not "
                           "merged (copy every shard's batches/ into one folder)")
     return out

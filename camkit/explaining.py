@@ -200,11 +200,6 @@ def explain_to_dir(
     if layout == "notebook" and (multi or (isinstance(target, str) and target.startswith("top"))):
         raise CamkitError("--layout notebook explains one class per image at one layer: "
                           "drop --target topK / several --layer-backcount values")
-    if not isinstance(model, keras.Model):
-        model = load_model(model, compile=False)
-    if len(model.inputs) != 1:
-        raise CamkitError(f"model: explain needs a model with one input, this one has {len(model.inputs)}")
-
     streamed = is_images and (shard is not None or n_images == "all" or method == "augmented-gradcam")
     if shard is not None and not streamed:
         raise CamkitError("--shard splits an image folder's batches: it needs --images")
@@ -220,7 +215,11 @@ def explain_to_dir(
                           split=split, labels=labels, imagenet_labels=imagenet_labels, image_size=image_size,
                           n_images=None if n_images in (None, "all") else int(n_images), batch_size=batch_size,
                           save_dir=save_dir, root=root, shard=shard, n_figures=n_figures, fmt=fmt, progress=progress,
-                          overwrite=overwrite)
+                          overwrite=overwrite)  # loads the model itself, after hashing its file
+    if not isinstance(model, keras.Model):
+        model = load_model(model, compile=False)
+    if len(model.inputs) != 1:
+        raise CamkitError(f"model: explain needs a model with one input, this one has {len(model.inputs)}")
     n_images = 8 if n_images is None else int(n_images)
     if is_images:
         size, channels = image_input(model, image_size)

@@ -233,10 +233,22 @@ def test_merged_shards_equal_the_unsharded_run(full_run, folder, tmp_path) -> No
     (merged / "batches" / "batch_00001.npz").unlink()
     with pytest.raises(CamkitError, match="missing"):
         read_batches(merged)
+    last = tmp_path / "last"  # a run whose last batch is missing: run.json knows how many images there are
+    shutil.copytree(full_run, last)
+    (last / "batches" / "batch_00002.npz").unlink()
+    with pytest.raises(CamkitError, match=r"images \[8, 9\]\.\.\. are missing"):
+        read_batches(last)
 
 
 def test_folder_run_errors(full_run, folder) -> None:
     images, model_path = folder
+    retrained = full_run.parent / "retrained.keras"  # same architecture, other weights: another model
+    keras.utils.set_random_seed(5)
+    camkit.build_model("small-gap-cnn", (64, 64, 3), 2).save(retrained)
+    changed = invoke("explain", "--model-path", retrained, "--images", images, "--method", "augmented-gradcam",
+                     "-o", "n_augment=4", "-o", "aggregate=all", "--batch-size", 4, "--save-dir", full_run,
+                     "--target", "top1,true")
+    assert changed.exit_code == 2 and "other settings (model)" in changed.output, changed.output
     other = invoke("explain", "--model-path", model_path, "--images", images, "--method", "augmented-gradcam",
                    "-o", "n_augment=5", "--save-dir", full_run, "--batch-size", 4, "--target", "top1,true")
     assert other.exit_code == 2 and "other settings (options)" in other.output
