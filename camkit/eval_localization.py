@@ -159,6 +159,17 @@ def write_outputs(out: Path, parts: Sequence[dict[str, Any]], summary: dict[str,
     return written
 
 
+def read_run(maps_dir: Path) -> dict[str, Any]:
+    """The settings (``run.json``) of a whole-folder explain run."""
+    path = Path(maps_dir) / "run.json"
+    if not path.is_file():
+        raise CamkitError(f"--maps {maps_dir}: no run.json; give the folder of a `camkit explain --n-images all` run")
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise CamkitError(f"--maps {path}: not valid JSON") from None
+
+
 def evaluate_folder(maps_dir: Path, out: Path, annotations: Mapping[str, Annotation], class_map: ClassMap,
                     settings: EvalSettings, skip: SkipList | None = None, shard: str | None = None,
                     progress: bool | None = None, overwrite: bool = False, n_figures: int = 8) -> dict[str, Any]:
@@ -169,9 +180,7 @@ def evaluate_folder(maps_dir: Path, out: Path, annotations: Mapping[str, Annotat
     from camkit.runs import atomic_write_json
 
     i, n = parse_shard(shard)
-    run = json.loads((maps_dir / "run.json").read_text()) if (maps_dir / "run.json").is_file() else None
-    if run is None:
-        raise CamkitError(f"--maps {maps_dir}: no run.json; give the folder of a `camkit explain --n-images all` run")
+    run = read_run(maps_dir)
     n_batches = -(-int(run["n_images"]) // int(run["batch_size"]))
     check_settings(out / "eval", {**settings.as_dict(), "maps_run": run, "class_map": list(class_map.labels)},
                    overwrite)
@@ -273,12 +282,6 @@ def eval_localization(*, maps: Path | None = None, method: str | None = None, mo
             raise CamkitError("--annotations: give the ground truth (a folder of VOC XML files or a CSV)")
         ann = load_annotations(annotations)
         maps = Path(maps)
-        first = sorted((maps / "batches").glob("batch_*.npz"))
-        if not first:
-            raise CamkitError(f"--maps {maps}: no batches/batch_*.npz (run camkit explain --n-images all first)")
-        with np.load(first[0], allow_pickle=False) as f:
-            class_names = [str(c) for c in f["class_names"]]
-        run_method = json.loads((maps / "run.json").read_text())["method"] if (maps / "run.json").is_file() else ""
         out = Path(out) if out is not None else maps / "localization"
     else:
         from camkit.explain_dataset import run_folder
@@ -292,7 +295,6 @@ def eval_localization(*, maps: Path | None = None, method: str | None = None, mo
                 raise CamkitError("--annotations: give the ground truth of --images (VOC XML folder or CSV)")
             annotations = resolve_dataset_dir(data["dataset"], data["root"]) / "annotations" / "test"
         ann = load_annotations(annotations)
-        run_method = method
         default_target = "top1,true" if method == "augmented-gradcam" else "top5,true"
         maps = root / "plots" / exp_name / f"explain_{method}"
         run_folder(model, data, exp_name, method=method, options=options or {}, layer=None,
@@ -301,11 +303,10 @@ def eval_localization(*, maps: Path | None = None, method: str | None = None, mo
                    shard=shard, n_figures=8, fmt="png", progress=progress,
                    true_labels=true_labels_from(ann, lambda names: _class_map(imagenet, synsets, clsloc, names)),
                    overwrite=overwrite)
-        with np.load(sorted((maps / "batches").glob("batch_*.npz"))[0], allow_pickle=False) as f:
-            class_names = [str(c) for c in f["class_names"]]
         out = Path(out) if out is not None else root / "results" / exp_name / f"localization_{method}"
-    cmap = _class_map(imagenet, synsets, clsloc, class_names)
-    settings = EvalSettings(default_threshold(run_method) if threshold is None else threshold)
+    run = read_run(maps)
+    cmap = _class_map(imagenet, synsets, clsloc, run["class_names"])
+    settings = EvalSettings(default_threshold(run["method"]) if threshold is None else threshold)
     result = evaluate_folder(maps, out, ann, cmap, settings, skip_list, shard, progress, overwrite, n_figures)
     result["maps"] = maps
     return result
