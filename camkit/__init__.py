@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 __all__ = ["CamkitError", "build_model", "explain", "load_model", "load_timeseries", "methods"]
 
 _LAZY = {
-    "load_model": ("camkit.training", "load_model"),
+    "load_model": ("camkit.models.saving", "load_model"),
     "build_model": ("camkit.models", "build_model"),
     "load_timeseries": ("camkit.data.timeseries", "load_timeseries"),
     "explain": ("camkit.methods", "explain"),

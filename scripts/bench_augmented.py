@@ -141,7 +141,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     if args.readme:
-        from camkit.runs import replace_marked_block
+        from camkit.io import replace_marked_block
 
         replace_marked_block(REPO / "README.md", "bench_augmented", text)
 

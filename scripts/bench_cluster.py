@@ -22,11 +22,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from camkit.clustering import fit_kmeans
 from camkit.config import load_config
 from camkit.data.timeseries import load_timeseries
-from camkit.experiment import train_experiment
 from camkit.metrics.clustering import clustering_report
+from camkit.workflows.clustering import fit_kmeans
+from camkit.workflows.experiment import train_experiment
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = ("configs/gunpoint_cluster.yaml", "configs/italypower_cluster.yaml")
@@ -93,7 +93,7 @@ def main() -> None:
     text = table(rows, args.seeds)
     print(text)
     if args.readme:
-        from camkit.runs import replace_marked_block
+        from camkit.io import replace_marked_block
 
         replace_marked_block(REPO / "README.md", "bench_cluster", text)
 

@@ -404,12 +404,12 @@ def main() -> None:
     text = table(results, refs, args, device)
     print(f"\n{text}\n({time.perf_counter() - start:.0f} s)")
     if args.json and not args.from_json:
-        from camkit.runs import atomic_write_json
+        from camkit.io import atomic_write_json
 
         atomic_write_json(args.json, {"device": device, "repeats": args.repeats,
                                       "batch_size": args.batch_size, "references": refs, "results": results})
     if args.readme:
-        from camkit.runs import replace_marked_block
+        from camkit.io import replace_marked_block
 
         replace_marked_block(REPO / "README.md", "bench_explain", text)
 

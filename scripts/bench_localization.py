@@ -35,7 +35,7 @@ NAMES = {"cam": "CAM", "gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "single
 
 def ensure_model(root: Path) -> Path:
     from camkit.config import load_config
-    from camkit.experiment import run_experiment
+    from camkit.workflows.experiment import run_experiment
 
     path = root / "models" / "cluttered_digits_cnn" / "best.keras"
     if not path.is_file():
@@ -44,7 +44,7 @@ def ensure_model(root: Path) -> Path:
 
 
 def evaluate(method: str, args: argparse.Namespace) -> tuple[dict, float]:
-    from camkit.eval_localization import eval_localization
+    from camkit.workflows.localization import eval_localization
 
     options = {"augmented-gradcam": {"n_augment": args.n_augment, "aggregate": "all"},
                "hires": {"output": "all"}}.get(method, {})
@@ -105,7 +105,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "seconds": timings}, indent=2))
     if args.readme:
-        from camkit.runs import replace_marked_block
+        from camkit.io import replace_marked_block
 
         replace_marked_block(REPO / "README.md", "bench_localization", text)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from camkit.config import load_config
-from camkit.experiment import evaluate_experiment, train_experiment
+from camkit.workflows.experiment import evaluate_experiment, train_experiment
 
 REPO = Path(__file__).resolve().parent.parent
 PUBLISHED = {"GunPoint": 1.000, "ItalyPowerDemand": 0.961}
@@ -69,7 +69,7 @@ def main() -> None:
     text = table(rows, args.seeds)
     print(text)
     if args.readme:
-        from camkit.runs import replace_marked_block
+        from camkit.io import replace_marked_block
 
         replace_marked_block(REPO / "README.md", "bench_tsc", text)
 

@@ -37,7 +37,7 @@ from PIL import Image
 
 from camkit.data.boxes import Box
 from camkit.errors import CamkitError
-from camkit.runs import replace_dir_atomically
+from camkit.io import replace_dir_atomically
 
 BENCHMARKS = ("cluttered-digits",)
 SPLITS = ("train", "test")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from camkit.errors import CamkitError
-from camkit.runs import replace_dir_atomically
+from camkit.io import replace_dir_atomically
 
 SPLITS = ("train", "test")
 

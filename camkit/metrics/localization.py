@@ -30,6 +30,7 @@ import numpy as np
 
 from camkit.data.boxes import Annotation, Box, ClassMap, SkipList, image_id
 from camkit.errors import CamkitError
+from camkit.io import atomic_write_text
 from camkit.metrics.map_boxes import (
     GRADCAM_THRESHOLD,
     Geometry,
@@ -38,7 +39,6 @@ from camkit.metrics.map_boxes import (
     component_boxes,
     undo_geometry,
 )
-from camkit.runs import atomic_write_text
 
 BoxLike = Box | Sequence[int]
 Guess = tuple[str | int, BoxLike]

@@ -16,7 +16,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from camkit.errors import CamkitError
-from camkit.runs import atomic_path
+from camkit.io import atomic_path
 
 MAP_LABEL = "map value"
 

@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from camkit.runs import (
-    RunDirs,
-    atomic_path,
-    atomic_write_json,
-    atomic_write_text,
-    replace_dir_atomically,
-    replace_marked_block,
-)
+from camkit.io import atomic_path, atomic_write_json, atomic_write_text, replace_dir_atomically, replace_marked_block
+from camkit.workflows.results import RunDirs
 
 
 def test_atomic_write_replaces_and_follows_umask(tmp_path: Path) -> None:

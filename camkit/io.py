@@ -1,4 +1,4 @@
-"""Run folders (``results/ models/ plots/`` per experiment), manifests and atomic writes.
+"""Atomic writes.
 
 Every file camkit writes goes through a temporary file in the same folder that is renamed
 into place once complete, so an interrupted or failed run never leaves a half-written file
@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
-
-VERSIONED_PACKAGES = ("camkit", "tensorflow", "keras", "numpy", "scikit-learn", "scipy", "sktime", "pandas")
 
 
 @contextmanager
@@ -94,59 +88,3 @@ def replace_dir_atomically(folder: Path, fill: Callable[[Path], None]) -> None:
             os.replace(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-@dataclass(frozen=True)
-class RunDirs:
-    """The three folders of one experiment: ``results/<exp>``, ``models/<exp>``, ``plots/<exp>``."""
-
-    exp: str
-    root: Path = Path(".")
-
-    @property
-    def results(self) -> Path:
-        return self.root / "results" / self.exp
-
-    @property
-    def models(self) -> Path:
-        return self.root / "models" / self.exp
-
-    @property
-    def plots(self) -> Path:
-        return self.root / "plots" / self.exp
-
-    @property
-    def best_model(self) -> Path:
-        return self.models / "best.keras"
-
-    def ensure(self) -> RunDirs:
-        for folder in (self.results, self.models, self.plots):
-            folder.mkdir(parents=True, exist_ok=True)
-        return self
-
-
-def package_versions() -> dict[str, str]:
-    """Installed versions of the packages that decide a run's numbers."""
-    versions = {"python": platform.python_version()}
-    for name in VERSIONED_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
-def write_manifest(dirs: RunDirs, config: dict, **extra: Any) -> Path:
-    """Write ``results/<exp>/manifest.json``: resolved config, seed, versions, devices, time."""
-    import tensorflow as tf
-
-    manifest = {
-        "experiment": dirs.exp,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "config": config,
-        "seed": config.get("train", {}).get("seed"),
-        "versions": package_versions(),
-        "devices": [d.name for d in tf.config.list_logical_devices()],
-        **extra,
-    }
-    return atomic_write_json(dirs.results / "manifest.json", manifest)

@@ -239,7 +239,7 @@ def test_imagenet_labels_and_image_experiment_config(images, tmp_path):
 
 
 def test_python_api_returns_paths(gp, data_root, tmp_path):
-    from camkit.explaining import explain_to_dir
+    from camkit.workflows.explain import explain_to_dir
 
     result = explain_to_dir(gp / "models" / "gp" / "best.keras", dataset="GunPoint", data_root=data_root,
                             n_images=2, method="cam", save_dir=tmp_path, progress=False)

@@ -33,10 +33,12 @@ import tensorflow as tf
 from camkit.config import ExperimentConfig
 from camkit.data.splits import Splits, load_data
 from camkit.errors import CamkitError
+from camkit.io import atomic_write_json
 from camkit.models import build_model
 from camkit.models.densenet_fcn import shared_layer_names
-from camkit.runs import RunDirs, atomic_write_json, write_manifest
-from camkit.training import fit_classifier, load_model, num_replicas, unknown_length_ok
+from camkit.models.saving import load_model
+from camkit.workflows.fit import fit_classifier, num_replicas, unknown_length_ok
+from camkit.workflows.results import RunDirs, write_manifest
 
 FULL = "densenet-full"
 PARITY_ATOL = 1e-5
@@ -145,7 +147,7 @@ def _with_reconstruction_target(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, 
 
 def train_full_experiment(config: ExperimentConfig, root: Path = Path("."), progress: bool = True) -> dict:
     """Stage 2: full model from the half model's layers (frozen), high-res branch trained on reconstruction."""
-    from camkit.experiment import _weights_path, resolve_batch_size
+    from camkit.workflows.experiment import _weights_path, resolve_batch_size
 
     dirs = RunDirs(config.name, root)
     data = load_data(config.data)

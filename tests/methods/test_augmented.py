@@ -14,9 +14,9 @@ from helpers import invoke, ok
 
 import camkit
 from camkit.errors import CamkitError
-from camkit.explain_dataset import read_batches
 from camkit.methods.augmented import AugmentedGradCAM
 from camkit.methods.warps import Warps, sample_warps, warp
+from camkit.workflows.folder import read_batches
 
 AGGS = ("single", "max", "avg", "sr")
 

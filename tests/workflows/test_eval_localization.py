@@ -15,9 +15,9 @@ from helpers import invoke, ok
 import camkit
 from camkit.data.boxes import ClassMap, load_annotations, read_voc_xml
 from camkit.errors import CamkitError
-from camkit.eval_localization import EvalSettings, evaluate_folder
 from camkit.metrics.localization import iou_inclusive
 from camkit.metrics.map_boxes import Preprocessing, box_from_map
+from camkit.workflows.localization import EvalSettings, evaluate_folder
 
 XML = """<annotation><filename>{name}.png</filename><size><width>{w}</width><height>{h}</height><depth>3</depth></size>
 <object><name>{label}</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox>

@@ -142,7 +142,7 @@ def summarise(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def write_outputs(out: Path, parts: Sequence[dict[str, Any]], summary: dict[str, Any], class_map: ClassMap,
                   extra: dict[str, Any]) -> list[Path]:
     """summary.json, per_image.csv and one ILSVRC submission file per variant, each written atomically."""
-    from camkit.runs import atomic_write_json, atomic_write_text
+    from camkit.io import atomic_write_json, atomic_write_text
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, CSV_FIELDS, lineterminator="\n")
@@ -176,8 +176,8 @@ def evaluate_folder(maps_dir: Path, out: Path, annotations: Mapping[str, Annotat
     """Evaluate a folder run's batches into ``out`` (module docstring); the summary once every batch is done."""
     from tqdm.auto import tqdm
 
-    from camkit.explain_dataset import batch_path, check_settings, parse_shard
-    from camkit.runs import atomic_write_json
+    from camkit.io import atomic_write_json
+    from camkit.workflows.folder import batch_path, check_settings, parse_shard
 
     i, n = parse_shard(shard)
     run = read_run(maps_dir)
@@ -212,8 +212,8 @@ def write_figures(maps_dir: Path, out: Path, annotations: Mapping[str, Annotatio
     """The first ``n_figures`` images: every variant's top-1 map with its box (white) and the ground truth of the
     true class (green), in ``OUT/figures/``; none when the image folder (``MAPS/source.json``) is gone."""
     from camkit.data.images import load_original
-    from camkit.explain_dataset import batch_path, variant_figure
     from camkit.plots import save_figure
+    from camkit.workflows.folder import batch_path, variant_figure
 
     source = maps_dir / "source.json"
     folder = Path(json.loads(source.read_text())["folder"]) if source.is_file() else None
@@ -284,8 +284,8 @@ def eval_localization(*, maps: Path | None = None, method: str | None = None, mo
         maps = Path(maps)
         out = Path(out) if out is not None else maps / "localization"
     else:
-        from camkit.explain_dataset import run_folder
-        from camkit.explain_inputs import resolve_source
+        from camkit.workflows.folder import run_folder
+        from camkit.workflows.sources import resolve_source
 
         model, exp_name, data = resolve_source(model, config, experiment, None, images, data_root, preprocess, root)
         if data.get("kind") != "images" and images is None:

@@ -14,9 +14,9 @@ from sklearn.cluster import KMeans
 
 from camkit.config import load_config
 from camkit.errors import CamkitError
-from camkit.explain_clusters import choose_instances
 from camkit.metrics.clustering import cluster_accuracy, clustering_report
 from camkit.models import build_model
+from camkit.workflows.clusters import choose_instances
 
 
 def test_permuted_labels_are_a_perfect_clustering():

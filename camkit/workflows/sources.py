@@ -23,7 +23,7 @@ def _read_manifest_data(root: Path, name: str) -> dict:
 def resolve_source(model, config, experiment, dataset, images, data_root, preprocess, root) -> tuple[Any, str, dict]:
     """(model or model path, experiment name, data defaults) from the options."""
     from camkit.config import load_config
-    from camkit.runs import RunDirs
+    from camkit.workflows.results import RunDirs
 
     if config is not None and experiment is not None:
         raise CamkitError("give -c/--config or --experiment, not both")

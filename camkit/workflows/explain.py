@@ -33,7 +33,7 @@ import keras
 import numpy as np
 
 from camkit.errors import CamkitError
-from camkit.explain_inputs import (
+from camkit.workflows.sources import (
     class_names_for,
     image_input,
     load_image_files,
@@ -160,7 +160,7 @@ def explain_to_dir(
     """
     import camkit
     from camkit.data.splits import PREPROCESSORS
-    from camkit.training import load_model
+    from camkit.models.saving import load_model
 
     column_list = isinstance(target, str) and ("," in target or target.strip().lower() == "true")
     target = target if column_list else parse_target(target)
@@ -180,7 +180,7 @@ def explain_to_dir(
         if not ok:
             raise CamkitError(message)
     if method in CLUSTER_METHODS:  # a clustering experiment's best / worst / centre figures
-        from camkit.explain_clusters import explain_clusters
+        from camkit.workflows.clusters import explain_clusters
 
         return explain_clusters(config=config, experiment=experiment, dataset=dataset, data_root=data_root,
                                 split=split, layer=layer, batch_size=batch_size, root=root, fmt=fmt,
@@ -209,7 +209,7 @@ def explain_to_dir(
         if multi or layout == "notebook":
             raise CamkitError("a whole-folder run explains one layer with one method: drop --layer-backcount / "
                               "--layout notebook")
-        from camkit.explain_dataset import run_folder
+        from camkit.workflows.folder import run_folder
 
         return run_folder(model, data, exp_name, method=method, options=options or {}, layer=layer, target=target,
                           split=split, labels=labels, imagenet_labels=imagenet_labels, image_size=image_size,
@@ -289,7 +289,7 @@ def explain_to_dir(
     if with_k:
         arrays["columns"] = columns
 
-    from camkit.explain_figures import build_figures
+    from camkit.plots.explain import build_figures
 
     save_dir = Path(save_dir) if save_dir is not None else (
         Path(root) / "plots" / exp_name
@@ -306,8 +306,8 @@ def explain_to_dir(
 def _write(save_dir: Path, arrays: dict, figures: list[tuple[str, Callable]], progress: bool | None):
     from tqdm.auto import tqdm
 
+    from camkit.io import atomic_path
     from camkit.plots import save_figure
-    from camkit.runs import atomic_path
 
     ours = (save_dir / "explanation.npz").is_file()
     npz = save_dir / "explanation.npz"

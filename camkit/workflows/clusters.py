@@ -121,13 +121,14 @@ def explain_clusters(*, config: str | Path | None = None, experiment: str | None
     """Best / worst / centre figures per cluster, ``gradceam.npz`` and the faithfulness check of an experiment."""
     from tqdm.auto import tqdm
 
-    from camkit.clustering import encode, load_clusters, split_inputs, squared_distances
     from camkit.data.splits import load_data
-    from camkit.explain_inputs import resolve_source
-    from camkit.explaining import ExplainResult
+    from camkit.io import atomic_path, atomic_write_json
     from camkit.metrics.faithfulness import faithfulness, format_faithfulness
     from camkit.plots import save_figure
-    from camkit.runs import RunDirs, atomic_path, atomic_write_json
+    from camkit.workflows.clustering import encode, load_clusters, split_inputs, squared_distances
+    from camkit.workflows.explain import ExplainResult
+    from camkit.workflows.results import RunDirs
+    from camkit.workflows.sources import resolve_source
 
     if config is None and experiment is None:
         raise CamkitError("--method gradceam explains a clustering experiment: give -c CONFIG or --experiment NAME")

@@ -14,7 +14,7 @@ import tensorflow as tf
 from helpers import invoke, ok
 from PIL import Image
 
-import camkit.training
+import camkit.workflows.fit
 from camkit.data.images import SkippedImagesWarning
 from camkit.models import model_names
 
@@ -286,16 +286,16 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, data_root, monkeypatch)
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("the mirrored strategy uses the GPUs here; this test is about tests/conftest.py's two CPUs")
     assert len(tf.config.list_logical_devices("CPU")) == 2, "tests/conftest.py splits the CPU in two"
-    assert camkit.training.make_strategy("mirrored").num_replicas_in_sync == 2
+    assert camkit.workflows.fit.make_strategy("mirrored").num_replicas_in_sync == 2
     strategies = []
-    make_strategy = camkit.training.make_strategy
+    make_strategy = camkit.workflows.fit.make_strategy
 
     def recording(name):
         strategy = make_strategy(name)
         strategies.append(strategy)
         return strategy
 
-    monkeypatch.setattr(camkit.training, "make_strategy", recording)
+    monkeypatch.setattr(camkit.workflows.fit, "make_strategy", recording)
     ok("train", *gunpoint(tmp_path, data_root), "--epochs", 5, "--seed", 0, "--no-progress",
        "--strategy", "mirrored", "--name", "m")
     [strategy] = strategies

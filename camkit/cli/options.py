@@ -10,6 +10,9 @@ import click
 
 from camkit.errors import CamkitError
 
+config_option = click.option("--config", "-c", "config_path", type=click.Path(path_type=Path),
+                             help="Experiment YAML (configs/*.yaml); options override its keys.")
+
 
 def experiment_options(command: Callable) -> Callable:
     """Options shared by train, evaluate and run: each overrides one config key."""

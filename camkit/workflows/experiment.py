@@ -12,11 +12,13 @@ from camkit.config import ExperimentConfig
 from camkit.data.splits import Splits, load_data
 from camkit.data.timeseries import default_batch_size
 from camkit.errors import CamkitError
+from camkit.io import atomic_write_json
 from camkit.metrics.classification import classification_report, format_report
 from camkit.models import build_model, model_builder
+from camkit.models.saving import load_model
 from camkit.plots import confusion_matrix_figure, save_figure
-from camkit.runs import RunDirs, atomic_write_json, write_manifest
-from camkit.training import fit_classifier, load_model, make_strategy, num_replicas, unknown_length_ok
+from camkit.workflows.fit import fit_classifier, make_strategy, num_replicas, unknown_length_ok
+from camkit.workflows.results import RunDirs, write_manifest
 
 
 def resolve_batch_size(config: ExperimentConfig, data: Splits, replicas: int = 1) -> int:
@@ -48,11 +50,11 @@ def _weights_path(config: ExperimentConfig, dirs: RunDirs) -> Path | None:
 def train_experiment(config: ExperimentConfig, root: Path = Path("."), progress: bool = True) -> dict:
     """Train the configured model; write the best model, CSV log, metrics JSON and manifest."""
     if config.task == "cluster":
-        from camkit.clustering import train_clusters
+        from camkit.workflows.clustering import train_clusters
 
         return train_clusters(config, root, progress)
     if config.model.name == "densenet-full":  # High-res CAM stage 2: from a trained densenet-half
-        from camkit.hires_experiment import train_full_experiment
+        from camkit.workflows.hires import train_full_experiment
 
         return train_full_experiment(config, root, progress)
     dirs = RunDirs(config.name, root)
@@ -116,7 +118,7 @@ def evaluate_experiment(config: ExperimentConfig, root: Path = Path("."), model_
                         model: keras.Model | None = None) -> dict:
     """Classification report of the experiment's best model (or ``model_path``) on the test split."""
     if config.task == "cluster":
-        from camkit.clustering import evaluate_clusters
+        from camkit.workflows.clustering import evaluate_clusters
 
         return evaluate_clusters(config, root)
     dirs = RunDirs(config.name, root)
@@ -141,7 +143,7 @@ def evaluate_experiment(config: ExperimentConfig, root: Path = Path("."), model_
         )
     parity = None
     if full:  # it must classify exactly as the half model it was built from (raises otherwise)
-        from camkit.hires_experiment import parity_on_test
+        from camkit.workflows.hires import parity_on_test
 
         parity = parity_on_test(config, data, probabilities, resolve_batch_size(config, data), root)
     dirs.ensure()

@@ -17,12 +17,12 @@ from helpers import invoke, ok
 
 import camkit
 from camkit.errors import CamkitError
-from camkit.hires_experiment import check_parity, class_probabilities, copy_and_freeze, shared_weights_equal
 from camkit.models import build_model
 from camkit.models.densenet_fcn import shared_layer_names
-from camkit.training import load_model
+from camkit.models.saving import load_model
+from camkit.workflows.hires import check_parity, class_probabilities, copy_and_freeze, shared_weights_equal
 
-SOURCE = Path(__file__).resolve().parents[1] / "data" / "cluttered_digits"
+SOURCE = Path(__file__).resolve().parents[2] / "data" / "cluttered_digits"
 TRAIN_OPTIONS = {"epochs": 1, "batch_size": 10, "optimizer": "adadelta", "learning_rate": 1.0,
                  "reduce_lr_factor": 0.31622776601683794, "reduce_lr_patience": 10, "min_lr": 1e-5}
 
@@ -215,6 +215,6 @@ def test_data_classes_validate_the_class_folders(run, tmp_path):
     with pytest.raises(CamkitError, match="lacks 1 of the 11 classes"):
         load_data(config.data)
     assert len(class_list("animal_synsets")) == 398 and class_list("animal_synsets")[0] == "n01440764"
-    animals = load_config(Path(__file__).resolve().parents[1] / "configs" / "hires_animals.yaml")
+    animals = load_config(Path(__file__).resolve().parents[2] / "configs" / "hires_animals.yaml")
     assert (animals.train.optimizer, animals.train.learning_rate, animals.train.batch_size) == ("adadelta", 1.0, 16)
     assert animals.data.classes == "animal_synsets" and animals.train.epochs == 50

@@ -106,7 +106,7 @@ def check_settings(folder: Path, settings: dict[str, Any], overwrite: bool = Fal
     With ``overwrite``, an earlier run with other settings is removed (its ``run.json``, ``batch_*`` files and
     ``batches/``, ``figures/`` folders) instead of refused.
     """
-    from camkit.runs import atomic_write_json, jsonable
+    from camkit.io import atomic_write_json, jsonable
 
     settings = json.loads(json.dumps(settings, default=jsonable))  # compare as JSON reads it back
     path = folder / "run.json"
@@ -157,7 +157,7 @@ def explain_batch_arrays(model: keras.Model, x: np.ndarray, columns: Sequence[st
     Columns ``top1..topK`` come from one ``targets="topK"`` call; column ``true`` reuses the ``top1`` maps of the
     images whose true class is predicted and explains only the others.
     """
-    from camkit.explain_inputs import probabilities
+    from camkit.workflows.sources import probabilities
 
     probs = probabilities(model, x)
     top = np.argsort(-probs, axis=1, kind="stable")[:, :N_TOP]
@@ -212,7 +212,7 @@ def explain_dataset(model: keras.Model, folder: Any, base: Path, save_dir: Path,
     from tqdm.auto import tqdm
 
     from camkit.data.images import ImageFolder
-    from camkit.runs import atomic_path, atomic_write_json
+    from camkit.io import atomic_path, atomic_write_json
 
     i, n = parse_shard(shard)
     names = [p.relative_to(base).as_posix() for p in folder.files]
@@ -295,9 +295,9 @@ def variant_figure(image: np.ndarray, arrays: dict[str, Any], j: int, threshold:
                    gt_boxes: Sequence[tuple[int, int, int, int]] = ()) -> Any:
     """Image ``j`` of a batch file: the input, then every map variant of ``column`` over it with its box (white)
     and the ground-truth boxes (green, dashed) when given."""
-    from camkit.explain_figures import class_text
     from camkit.metrics.map_boxes import Preprocessing, box_from_map
     from camkit.plots import Panel, panels_figure
+    from camkit.plots.explain import class_text
 
     geometry = Preprocessing(tuple(arrays[f"maps_{arrays['variants'][0]}"].shape[-2:])).geometry(*image.shape[:2])
     panels = [Panel("image", image, "input", gt_boxes=gt_boxes)]
@@ -346,9 +346,9 @@ def run_folder(model: Any, data: dict[str, Any], exp_name: str, *, method: str, 
                true_labels: Any = None, overwrite: bool = False) -> Any:
     """``camkit explain`` on a whole image folder (the module docstring): resolve inputs, run, summarise."""
     from camkit.data.splits import PREPROCESSORS
-    from camkit.explain_inputs import class_names_for, image_input, load_image_files
-    from camkit.explaining import ExplainResult
-    from camkit.training import load_model
+    from camkit.models.saving import load_model
+    from camkit.workflows.explain import ExplainResult
+    from camkit.workflows.sources import class_names_for, image_input, load_image_files
 
     model_id = _model_id(model)
     if not isinstance(model, keras.Model):

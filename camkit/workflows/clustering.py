@@ -23,10 +23,12 @@ from sklearn.cluster import KMeans
 from camkit.config import ExperimentConfig
 from camkit.data.splits import PREPROCESSORS, Splits, load_data
 from camkit.errors import CamkitError
+from camkit.io import atomic_path, atomic_write_json
 from camkit.metrics.clustering import clustering_report, format_clustering
 from camkit.models import build_model, model_builder
-from camkit.runs import RunDirs, atomic_path, atomic_write_json, write_manifest
-from camkit.training import fit_classifier, load_model, save_model, unknown_length_ok
+from camkit.models.saving import load_model, save_model
+from camkit.workflows.fit import fit_classifier, unknown_length_ok
+from camkit.workflows.results import RunDirs, write_manifest
 
 
 @dataclass

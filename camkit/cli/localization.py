@@ -1,0 +1,71 @@
+"""``camkit eval-localization``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from camkit.cli.app import main
+from camkit.cli.options import config_option, method_options
+
+
+@main.command("eval-localization")
+@click.option("--maps", type=click.Path(path_type=Path), help="The folder of a `camkit explain --n-images all` run.")
+@click.option("--method", help="Compute the maps with this method instead (into plots/<exp>/explain_<method>/).")
+@click.option("--model-path", type=click.Path(path_type=Path), help="With --method: a .keras model file.")
+@config_option
+@click.option("--experiment", help="With --method: experiment NAME (its model and image dataset).")
+@click.option("--images", type=click.Path(path_type=Path), help="With --method: the images (default: the "
+                                                                 "experiment's test split).")
+@click.option("--annotations", type=click.Path(path_type=Path), help="Ground truth: a folder of VOC XML files or a "
+                                                                     "CSV (default: DATASET/annotations/test).")
+@click.option("--data-root", help="Where datasets live (default data/).")
+@click.option("--imagenet", is_flag=True, help="ImageNet classes: Keras order, WNID labels, CLS-LOC submission ids.")
+@click.option("--synsets", type=click.Path(path_type=Path), help="The model's classes as WNIDs, one a line.")
+@click.option("--clsloc", type=click.Path(path_type=Path), help="WNID -> submission id table (map_clsloc.txt).")
+@click.option("--skip", type=click.Path(path_type=Path), help="Images to leave out: 1-based indices or ids.")
+@click.option("--threshold", type=float, help="Box threshold, a fraction of the map max (0.20 CAM, else 0.15).")
+@click.option("--target", help="With --method: map columns (default top5,true; augmented-gradcam top1,true).")
+@click.option("--option", "-o", "option", multiple=True, metavar="KEY=VALUE", help="A method option, repeatable.")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Images per batch file.")
+@click.option("--image-size", type=int, help="Square input size (default: the model's).")
+@click.option("--preprocess", type=click.Choice(["rescale", "vgg16", "none"]), help="Image preprocessing.")
+@click.option("--shard", metavar="I/N", help="Only batches b with b mod N = I; the summary once all are there.")
+@click.option("--out", type=click.Path(path_type=Path), help="Output folder (default results/<exp>/"
+                                                             "localization_<method>/ or MAPS/localization/).")
+@click.option("--overwrite", is_flag=True, help="Replace earlier maps / evaluations made with other settings "
+                                                "(default: refuse; same settings resume).")
+@click.option("--n-figures", type=int, default=8, show_default=True, help="Figures with the boxes (the guess and "
+                                                                          "the ground truth) for this many images.")
+@click.option("--root", default=".", show_default=True, type=click.Path(path_type=Path),
+              help="Where results/, models/ and plots/ are.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def eval_localization(model_path: Path | None, config_path: Path | None, option: tuple[str, ...], no_progress: bool,
+                      **kw: Any) -> None:
+    """Weak localization: top-1/top-5 localization error, GT-known accuracy, MaxBoxAcc, pointing game.
+
+    \b
+    Example:
+      camkit eval-localization -c configs/cluttered_digits_cnn.yaml --method gradcam
+      camkit eval-localization --maps plots/vgg/explain_augmented-gradcam --annotations val_xml/ --imagenet \\
+          --skip blacklist.txt
+    """
+    from camkit.workflows.localization import eval_localization as run
+
+    result = run(model=model_path, config=config_path, options=method_options(option),
+                 progress=False if no_progress else None, **kw)
+    click.echo(f"evaluated {len(result['computed'])} of {len(result['batches'])} batch(es) of {result['maps']}")
+    if not result["complete"]:
+        click.echo(f"not every batch is evaluated yet ({result['n_batches']} in all): merge the shards' "
+                   "batches/ and eval/ folders, then run again without --shard for the summary")
+        return
+    click.echo(f"{'variant':<10} {'top-1 loc err':>13} {'top-5 loc err':>13} {'GT-known':>9} {'MaxBoxAcc':>9} "
+               f"{'pointing':>9}  images")
+    for variant, s in result["summary"].items():
+        click.echo(f"{variant:<10} {s['top1_loc_error']:>13.3f} {s['top5_loc_error']:>13.3f} "
+                   f"{s['gt_known_loc_accuracy']:>9.3f} {s['max_box_acc']:>9.3f} {s['pointing_game']:>9.3f}  "
+                   f"{s['n_images']}")
+    click.echo(f"results: {result['out']} (summary.json, per_image.csv, submissions/, "
+               f"{len(result['figures'])} figures)")

@@ -1,0 +1,1 @@
+"""Workflows: explain, the map store, evaluations, training recipes, input sources and results."""
