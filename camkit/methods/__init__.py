@@ -9,9 +9,21 @@ import sys
 import types
 
 from camkit.methods import augmented, cam, gradcam, gradcampp, gradceam, guided, hires  # noqa: F401
-from camkit.methods.base import Explanation, Method, explain, methods, register_method
+from camkit.methods.base import (
+    DEFAULT_METHOD,
+    Explanation,
+    Method,
+    MethodNotApplicable,
+    explain,
+    method_class,
+    methods,
+    register_method,
+)
+from camkit.methods.cam import NoCamHead
+from camkit.methods.targets import Column, TargetPlan, parse_targets
 
-__all__ = ["Explanation", "Method", "explain", "methods", "register_method"]
+__all__ = ["DEFAULT_METHOD", "Column", "Explanation", "Method", "MethodNotApplicable", "NoCamHead", "TargetPlan",
+           "explain", "method_class", "methods", "parse_targets", "register_method"]
 
 
 class _CallableModule(types.ModuleType):

@@ -16,14 +16,15 @@ dataset or a ``--shard``. The copies go through the same compiled gradient step 
 step's size; only their ``(h, w)`` Grad-CAMs are kept, so memory grows with the batch, not with ``n_augment``.
 
 ``explain(..., method="augmented-gradcam", aggregate="sr")``: ``maps`` is the requested aggregation (a list: the
-first of them; ``"all"``: sr); ``extras["maps_<name>"]`` holds every computed one, and with ``sr`` the solver's
-``sr_iterations``, ``sr_objective`` and ``sr_gap``; ``raw`` is (N, n_augment, h, w), the copies' Grad-CAMs.
+first of them; ``"all"``: sr); ``variants`` holds every computed one (in the order single, max, avg, sr), and
+``stats``, with ``sr``, the solver's ``sr_iterations``, ``sr_objective`` and ``sr_gap``; ``raw`` is
+(N, n_augment, h, w), the copies' Grad-CAMs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow as tf
@@ -53,6 +54,15 @@ def parse_aggregate(aggregate: str | Sequence[str]) -> tuple[str, ...]:
 @register_method("augmented-gradcam")
 class AugmentedGradCAM(GradCAM):
     """Grad-CAM of ``n_augment`` warped copies, aggregated (see the module docstring)."""
+
+    title = "Augmented Grad-CAM"
+    variants: ClassVar[dict[str, str]] = {"single": "single Grad-CAM", "max": "max", "avg": "avg",
+                                          "sr": "super-resolution"}
+    all_variants: ClassVar[dict[str, Any]] = {"aggregate": "all"}
+    input_kinds = ("images",)
+    streams = True
+    default_columns = "top1,true"
+    quick_options: ClassVar[dict[str, Any]] = {"n_augment": 3}
 
     def __init__(
         self,
@@ -120,7 +130,7 @@ class AugmentedGradCAM(GradCAM):
         if len(warps) > 1:
             low = tf.concat([low, self.copy_maps(step, x, first.targets, warps)], 1)
         maps: dict[str, tf.Tensor] = {}
-        extras: dict[str, np.ndarray] = {}
+        stats: dict[str, np.ndarray] = {}
         for name in self.aggregations:
             if name == "single":
                 maps[name] = upsample(low[:, 0], size)
@@ -129,13 +139,9 @@ class AugmentedGradCAM(GradCAM):
             else:
                 result = self.solve(low, warps, size)
                 maps[name] = result.maps
-                extras.update(sr_iterations=result.iterations, sr_objective=result.objective, sr_gap=result.gap)
-        for name, m in maps.items():
-            extras[f"maps_{name}"] = np.asarray(normalise(tf.nn.relu(tf.cast(m, tf.float32)), signed=False))
-        return ChunkResult(
-            extras[f"maps_{self.aggregations[0]}"],
-            np.asarray(low, np.float32),
-            np.asarray(first.targets, np.int64),
-            np.asarray(first.scores, np.float32),
-            extras,
-        )
+                stats.update(sr_iterations=result.iterations, sr_objective=result.objective, sr_gap=result.gap)
+        variants = {name: np.asarray(normalise(tf.nn.relu(tf.cast(maps[name], tf.float32)), signed=False))
+                    for name in self.variants if name in maps}
+        return ChunkResult(variants[self.aggregations[0]], np.asarray(low, np.float32),
+                           np.asarray(first.targets, np.int64), np.asarray(first.scores, np.float32),
+                           variants=variants, stats=stats)

@@ -24,9 +24,8 @@ Conventions, for every method:
 from __future__ import annotations
 
 import itertools
-import re
 import weakref
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -36,20 +35,27 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from camkit.errors import CamkitError
+from camkit.methods.columns import ChunkResult, ColumnCodes, check_classes, column_codes, stack_results
 from camkit.methods.inputs import input_batches, rechunk
 from camkit.methods.layers import LayerRef, pre_softmax, resolve_layer
-from camkit.methods.step import LOWEST, PREDICTED, compiled_step
+from camkit.methods.step import compiled_step
+from camkit.methods.targets import parse_targets
+
+DEFAULT_METHOD = "gradcam"  # the method explain (and the CLI) use when none is named
 
 
 @dataclass(frozen=True)
 class Explanation:
-    """Maps for N samples; with ``targets="topK"`` every array gets a K axis right after N.
+    """Maps for N samples; with a stacked target plan (``"topK"``, comma lists) every array gets a K axis after N.
 
     maps: float32 (N, *input spatial) in [0, 1]. raw: float32 (N, *layer spatial), unnormalised, as the
     formula gives (guided methods: (N, *input spatial, C), see ``guided.py``). targets: int64 (N,) the
     explained class; scores: float32 (N,) its logit. layer: path of the layer used (None for
-    guided-backprop, which explains the input). method: the method's name. extras: per-sample arrays a
-    method adds (augmented Grad-CAM: ``maps_<aggregation>`` and the solver's ``sr_*`` statistics).
+    guided-backprop, which explains the input). method: the method's name. variants: name -> maps of each
+    map variant computed (each shaped like ``maps``, in the method's :attr:`Method.variants` order; augmented
+    Grad-CAM: its aggregations, hires ``output="all"``: low, high, refined); ``{}`` for one-map methods.
+    stats: per-sample solver statistics (augmented Grad-CAM with sr: ``sr_iterations``, ``sr_objective``,
+    ``sr_gap``). variant_raw: name -> raw of each variant where they differ in shape (hires ``output="all"``).
     """
 
     maps: np.ndarray
@@ -58,18 +64,20 @@ class Explanation:
     scores: np.ndarray
     layer: str | None
     method: str
-    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    variants: dict[str, np.ndarray] = field(default_factory=dict)
+    stats: dict[str, np.ndarray] = field(default_factory=dict)
+    variant_raw: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class ChunkResult:
-    """One chunk's maps, raw maps, targets, scores and extras (NumPy, padding removed)."""
+class MethodNotApplicable(CamkitError):
+    """The method cannot explain this model (e.g. CAM without a GAP -> Dense head); ``fallback``: a method that can."""
 
-    maps: np.ndarray
-    raw: np.ndarray
-    targets: np.ndarray
-    scores: np.ndarray
-    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    fallback: str | None = None
+
+    def __init__(self, message: str, fallback: str | None = None) -> None:
+        super().__init__(message)
+        if fallback is not None:
+            self.fallback = fallback
 
 
 @dataclass(frozen=True)
@@ -90,12 +98,29 @@ class Batch:
 
 
 class Method:
-    """An attribution method. Subclasses usually override :meth:`channel_weights` and set the flags."""
+    """An attribution method. Subclasses usually override :meth:`channel_weights` and set the flags.
+
+    The class variables below describe the method to the layers above the engine (workflows, plots, CLI),
+    so that they need not know method names; a method file overrides those that differ.
+    """
 
     name: ClassVar[str] = ""
     relu: ClassVar[bool] = True  # ReLU on Σ_k w_k A_k and max-normalised maps; False: signed, min-max
-    uses_layer: ClassVar[bool] = True  # needs A and dy/dA at a layer
+    uses_layer: ClassVar[bool] = True  # needs A at a layer
     guided: ClassVar[bool] = False  # needs dy/dx through guided ReLUs
+    needs_grads: ClassVar[bool] = True  # needs g = dy/dA (False: the step runs no backward pass to the layer)
+    title: ClassVar[str] = ""  # figure title; register_method defaults it to the name
+    box_threshold: ClassVar[float] = 0.15  # box threshold, fraction of the map's max (Selvaraju et al.)
+    variants: ClassVar[dict[str, str]] = {}  # map variants it can return: name -> figure title, display order
+    all_variants: ClassVar[dict[str, Any]] = {}  # options that make it return every variant
+    task: ClassVar[str] = "classify"  # "classify" (class scores) or "cluster" (an encoder's clusters)
+    input_kinds: ClassVar[tuple[str, ...]] = ("series", "images")
+    display: ClassVar[str] = "overlay"  # "overlay": maps over the input; "guided": raw is an input-gradient image
+    streams: ClassVar[bool] = False  # image folders are explained batch by batch into the store by default
+    default_columns: ClassVar[str] = "top5,true"  # target columns of whole-folder and localization runs
+    notebook_panels: ClassVar[tuple[str, ...]] = ("cam", "guided-backprop", "guided-gradcam")  # after the input
+    quick_options: ClassVar[dict[str, Any]] = {}  # options for a fast run (tests, smoke runs)
+    requires_model: ClassVar[str | None] = None  # a model builder the method needs
 
     def setup(self, model: keras.Model, ref: LayerRef | None, batch_shape: tuple[int, ...]) -> None:
         """Called once per ``explain`` before the batches (CAM reads its classifier head here)."""
@@ -153,6 +178,8 @@ def register_method(name: str) -> Callable[[M], M]:
         if name in _METHODS:
             raise ValueError(f"method {name!r} is registered twice")
         cls.name = name
+        if "title" not in cls.__dict__:
+            cls.title = name
         _METHODS[name] = cls
         return cls
 
@@ -164,16 +191,22 @@ def methods() -> list[str]:
     return sorted(_METHODS)
 
 
+def method_class(name: str) -> type[Method]:
+    """The registered class of method ``name`` (its metadata: :class:`Method`'s class variables)."""
+    if name not in _METHODS:
+        raise CamkitError(f"method: unknown method {name!r}; choose one of {', '.join(methods())}")
+    return _METHODS[name]
+
+
 def make_method(method: str | Method, **options: Any) -> Method:
     """A method instance from a registered name (with its options) or an instance."""
     if isinstance(method, Method):
         if options:
             raise CamkitError(f"method: options {', '.join(options)} go to the method's constructor")
         return method
-    if method not in _METHODS:
-        raise CamkitError(f"method: unknown method {method!r}; choose one of {', '.join(methods())}")
+    cls = method_class(method)
     try:
-        return _METHODS[method](**options)
+        return cls(**options)
     except TypeError:
         raise CamkitError(f"method {method}: unexpected option(s) {', '.join(options)}") from None
 
@@ -210,48 +243,6 @@ def normalise(maps: tf.Tensor | np.ndarray, signed: bool) -> tf.Tensor:
     return tf.reshape(out, tf.shape(maps))
 
 
-def _parse_targets(targets: Any) -> tuple[list[int | np.ndarray], bool]:
-    """Target codes, one column per explanation of each sample, and whether a top-k axis is added."""
-    if targets is None:
-        return [PREDICTED], False
-    if isinstance(targets, str):
-        top = re.fullmatch(r"top-?(\d+)", targets.strip().lower())
-        if targets.strip().lower() == "lowest":
-            return [LOWEST], False
-        if top and int(top.group(1)) >= 1:
-            return [-1 - r for r in range(int(top.group(1)))], True
-        raise CamkitError(f"targets: {targets!r} is not 'lowest' or 'topK' (e.g. 'top3')")
-    if isinstance(targets, (int, np.integer)) and not isinstance(targets, bool):
-        if targets < 0:
-            raise CamkitError(f"targets: class {targets} is negative")
-        return [int(targets)], False
-    arr = np.asarray(targets)
-    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer) or (arr < 0).any():
-        raise CamkitError("targets: expected None, a class index, 'lowest', 'topK' or one class index per sample")
-    return [arr.astype(np.int32)], False
-
-
-def _spec(column: int | np.ndarray, offset: int, n: int, size: int) -> np.ndarray:
-    spec = np.full(size, PREDICTED, np.int32)
-    if isinstance(column, np.ndarray):
-        part = column[offset : offset + n]
-        if len(part) < n:
-            raise CamkitError(f"targets: {len(column)} targets, but x has more samples")
-        spec[:n] = part
-    else:
-        spec[:] = column
-    return spec
-
-
-def _check_classes(spec: np.ndarray, n_classes: int) -> None:
-    explicit = spec[spec >= 0]
-    if explicit.size and explicit.max() >= n_classes:
-        raise CamkitError(f"targets: class {explicit.max()} is out of range; the model has {n_classes} classes")
-    ranks = -1 - spec[(spec < 0) & (spec != LOWEST)]
-    if ranks.size and ranks.max() >= n_classes:
-        raise CamkitError(f"targets: top{ranks.max() + 1} needs that many classes; the model has {n_classes}")
-
-
 def _head(t: tf.Tensor | None, n: int, size: int) -> tf.Tensor | None:
     return t if t is None or n == size else t[:n]
 
@@ -260,7 +251,7 @@ def run_step(step: Any, x: tf.Tensor, spec: np.ndarray, n: int) -> Batch:
     """The compiled step on a padded batch ``x`` with target codes ``spec``; the first ``n`` samples kept."""
     size = int(x.shape[0])
     out = step(x, tf.constant(spec, tf.int32))
-    _check_classes(spec[:n], int(out["n_classes"]))
+    check_classes(spec[:n], int(out["n_classes"]))
     return Batch(
         acts=_head(out.get("acts"), n, size),
         grads=_head(out.get("grads"), n, size),
@@ -294,65 +285,67 @@ def _resolve(model: keras.Model, layer: Any, batch_shape: tuple[int, ...], metho
     return cache[key]
 
 
+def _explain_chunks(meth: Method, step: Any, chunks: Iterable[np.ndarray], codes: Sequence[ColumnCodes],
+                    size: int, bar: tqdm) -> tuple[list[list[ChunkResult]], int]:
+    """Every column of every chunk (padded to ``size``): ``parts[chunk][column]``, and the number of samples."""
+    parts: list[list[ChunkResult]] = []
+    offset = 0
+    for chunk in chunks:
+        x_chunk = pad_batch(chunk, size)
+        parts.append([meth.explain_chunk(step, x_chunk, c.chunk(offset, len(chunk), size), len(chunk)) for c in codes])
+        offset += len(chunk)
+        bar.update(len(chunk))
+    return parts, offset
+
+
 def explain(
     model: keras.Model,
     x: Any,
-    method: str | Method = "gradcam",
+    method: str | Method = DEFAULT_METHOD,
     layer: str | int | None = None,
     targets: Any = None,
     batch_size: int = 32,
     progress: bool | None = None,
+    y_true: Any = None,
     **options: Any,
 ) -> Explanation:
     """Explain ``model``'s class scores on ``x`` with an attribution method (see :func:`methods`).
 
     ``layer``: None (last layer with spatial output feeding the scores), a name, an ``"outer/inner"`` path,
     or -n (n-th conv layer from the end, across nesting). Unused by guided-backprop.
-    ``targets``: None (predicted class), a class index, one index per sample, ``"lowest"``, or ``"topK"``
-    (``"top3"``, ``"top-3"``: the K best classes, adding a K axis after N to every array of the result).
+    ``targets``: the target grammar of ``targets.py``: None (predicted class), a class index, one index per
+    sample, ``"lowest"``, ``"true"``, ``"topK"`` (``"top3"``, ``"top-3"``: the K best classes) or a comma list
+    (``"top5,true"``); ``topK`` and lists add a K axis after N to every array of the result.
     ``batch_size``: samples per compiled step; batches are padded to ``min(batch_size, N)`` (datasets:
     ``batch_size``) and trimmed, so the step is traced once per input shape.
     ``progress``: show a progress bar (None: when there are more than a few batches).
+    ``y_true``: (N,) true classes, for a ``"true"`` column.
     ``options`` go to the method (e.g. ``aggregate=`` for augmented Grad-CAM).
     """
     meth = make_method(method, **options)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise CamkitError(f"batch_size: expected a positive integer, got {batch_size!r}")
-    columns, topk = _parse_targets(targets)
-    per_sample = isinstance(columns[0], np.ndarray)
+    plan = parse_targets(targets)
+    codes = column_codes(plan, y_true)
     batches, total, n_batches = input_batches(x)
-    if per_sample and total is not None and len(columns[0]) != total:
-        raise CamkitError(f"targets: {len(columns[0])} targets for {total} samples")
+    for column in codes if total is not None else ():
+        column.check_count(total)
     size = batch_size if total is None else max(1, min(batch_size, total))
     chunks = rechunk(batches, size)
     first = next(chunks, None)
     if first is None:
         raise CamkitError("x: no samples to explain")
-    sample_shape = first.shape[1:]
-    batch_shape = (size, *sample_shape)
+    batch_shape = (size, *first.shape[1:])
     ref = _resolve(model, layer, batch_shape, meth) if meth.uses_layer else None
     meth.setup(model, ref, batch_shape)
-    step = compiled_step(model, ref.path if ref else None, meth.guided, meth.class_scores, meth.step_key(),
-                         meth.target_ranking, meth.guided_scores)
-
-    parts: list[list[ChunkResult]] = []
-    offset = 0
+    step = compiled_step(model, ref.path if ref else None, meth.guided, meth.needs_grads, meth.class_scores,
+                         meth.step_key(), meth.target_ranking, meth.guided_scores)
     if progress is None:  # more than a few batches, or a dataset of unknown length
         progress = (total or 0) > 4 * size or (total is None and (n_batches is None or n_batches > 4))
     with tqdm(total=total, unit="sample", desc=f"explain {meth.name}", disable=not progress, leave=False) as bar:
-        for chunk in itertools.chain([first], chunks):
-            x_chunk = pad_batch(chunk, size)
-            parts.append([meth.explain_chunk(step, x_chunk, _spec(c, offset, len(chunk), size), len(chunk))
-                          for c in columns])
-            offset += len(chunk)
-            bar.update(len(chunk))
-    if per_sample and len(columns[0]) != offset:
-        raise CamkitError(f"targets: {len(columns[0])} targets for {offset} samples")
-
-    def gather(get: Callable[[ChunkResult], np.ndarray]) -> np.ndarray:
-        per_column = [np.concatenate([get(part[j]) for part in parts]) for j in range(len(columns))]
-        return np.stack(per_column, axis=1) if topk else per_column[0]
-
-    fields = [gather(lambda r, name=name: getattr(r, name)) for name in ("maps", "raw", "targets", "scores")]
-    extras = {key: gather(lambda r, key=key: r.extras[key]) for key in parts[0][0].extras}
-    return Explanation(*fields, layer=ref.path if ref else None, method=meth.name, extras=extras)
+        parts, n_samples = _explain_chunks(meth, step, itertools.chain([first], chunks), codes, size, bar)
+    for column in codes:
+        column.check_count(n_samples)
+    result = stack_results(parts, plan.stacked)
+    return Explanation(result.maps, result.raw, result.targets, result.scores, layer=ref.path if ref else None,
+                       method=meth.name, variants=result.variants, stats=result.stats, variant_raw=result.variant_raw)

@@ -15,14 +15,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from camkit.errors import CamkitError
-from camkit.methods.base import Batch, Method, register_method
+from camkit.methods.base import Batch, Method, MethodNotApplicable, register_method
 from camkit.methods.layers import LayerRef, ScoreFn, pre_softmax, same_tensor, trace_calls, walk
 
 POOLS = (keras.layers.GlobalAveragePooling1D, keras.layers.GlobalAveragePooling2D)
 
 # (layer path, sample shape, scores key) -> the head's Dense layer, per model: found by tracing once
 _HEADS: weakref.WeakKeyDictionary[keras.Model, dict[Hashable, keras.layers.Dense]] = weakref.WeakKeyDictionary()
+
+
+class NoCamHead(MethodNotApplicable):
+    """The model has no ``layer -> GlobalAveragePooling -> Dense`` head: CAM does not apply; Grad-CAM does."""
+
+    fallback = "gradcam"
 
 
 def cam_head(model: keras.Model, ref: LayerRef, batch_shape: tuple[int, ...], score_fn: ScoreFn) -> keras.layers.Dense:
@@ -43,7 +48,7 @@ def cam_head(model: keras.Model, ref: LayerRef, batch_shape: tuple[int, ...], sc
     ]
     if not dense:
         found = "a GlobalAveragePooling layer" if pooled else "no GlobalAveragePooling layer"
-        raise CamkitError(
+        raise NoCamHead(
             f"cam needs {ref.path!r} -> GlobalAveragePooling -> Dense (the class logits) with nothing in between; "
             f"found {found} on its output{' but no Dense giving the class scores after it' if pooled else ''}. "
             "Use gradcam, which works for any layer"
@@ -61,6 +66,9 @@ class CAM(Method):
     """``M_c = Σ_k W[k, c] A_k``; the channel weights are the Dense kernel's column of the target class."""
 
     relu = False
+    needs_grads = False  # the weights are the head's kernel: no backward pass
+    title = "CAM"
+    box_threshold = 0.20  # Zhou et al.
 
     def setup(self, model: keras.Model, ref: LayerRef | None, batch_shape: tuple[int, ...]) -> None:
         heads = _HEADS.setdefault(model, {})

@@ -23,6 +23,8 @@ def spatial_mean(grads: tf.Tensor) -> tf.Tensor:
 class GradCAM(Method):
     """``α_k = mean(g_k)``, ``M = ReLU(Σ_k α_k A_k)``."""
 
+    title = "Grad-CAM"
+
     def channel_weights(self, batch: Batch) -> tf.Tensor:
         return spatial_mean(batch.grads)
 
@@ -30,6 +32,8 @@ class GradCAM(Method):
 @register_method("counterfactual")
 class Counterfactual(Method):
     """``α_k = −mean(g_k)``, ``M = ReLU(Σ_k α_k A_k)``."""
+
+    title = "counterfactual"
 
     def channel_weights(self, batch: Batch) -> tf.Tensor:
         return -spatial_mean(batch.grads)

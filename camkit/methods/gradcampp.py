@@ -27,5 +27,8 @@ def gradcampp_weights(acts: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
 class GradCAMPlusPlus(Method):
     """Channel weights ``w_k = Σ_ij a_k,ij ReLU(g_k,ij)``, ``M = ReLU(Σ_k w_k A_k)``."""
 
+    title = "Grad-CAM++"
+    notebook_panels = ("cam", "guided-backprop", "guided-gradcam++")
+
     def channel_weights(self, batch: Batch) -> tf.Tensor:
         return gradcampp_weights(batch.acts, batch.grads)

@@ -92,6 +92,8 @@ class GradCeAM(Method):
     """Grad-CeAM: target = a cluster; ``centroids`` (K, d) of the encoder's latent codes are required."""
 
     relu = False
+    title = "Grad-CeAM"
+    task = "cluster"
 
     def __init__(self, centroids: Any = None, smooth: bool = True, eps: float = EPS) -> None:
         if centroids is None:
@@ -146,6 +148,8 @@ class GuidedGradCeAM(GradCeAM):
     """Guided gradient of ``L'_k`` × the un-smoothed Grad-CeAM map, min-max per instance."""
 
     guided = True
+    title = "guided Grad-CeAM"
+    display = "guided"
 
     def explain_batch(self, batch: Batch, size: tuple[int, ...]) -> tuple[tf.Tensor, tf.Tensor]:
         _, cam = self.unsmoothed(batch, size)

@@ -34,6 +34,8 @@ class GuidedBackprop(Method):
 
     uses_layer = False
     guided = True
+    title = "guided backprop"
+    display = "guided"
 
     def explain_batch(self, batch: Batch, size: tuple[int, ...]) -> tuple[tf.Tensor, tf.Tensor]:
         return batch.input_grads, guided_maps(batch.input_grads)
@@ -43,6 +45,7 @@ class GuidedProduct(Method):
     """Mixin: guided gradient × the upsampled, normalised map of the next method in the MRO."""
 
     guided = True
+    display = "guided"
 
     def explain_batch(self, batch: Batch, size: tuple[int, ...]) -> tuple[tf.Tensor, tf.Tensor]:
         _, cam = super().explain_batch(batch, size)
@@ -54,7 +57,12 @@ class GuidedProduct(Method):
 class GuidedGradCAM(GuidedProduct, GradCAM):
     """Guided gradient × Grad-CAM."""
 
+    title = "guided Grad-CAM"
+
 
 @register_method("guided-gradcam++")
 class GuidedGradCAMPlusPlus(GuidedProduct, GradCAMPlusPlus):
     """Guided gradient × Grad-CAM++."""
+
+    title = "guided Grad-CAM++"
+    notebook_panels = ("cam", "guided-backprop", "guided-gradcam++")

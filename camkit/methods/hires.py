@@ -16,16 +16,16 @@ classifier kernel ``W`` (16, classes):
 
 ``explain(model, x, method="hires", output=...)`` returns one of the three: ``output="refined"`` (default;
 ``raw`` = the blend before the top-15 % cut, at input size), ``"low"`` (``raw`` at ``conv_aux``'s resolution)
-or ``"high"`` (``raw`` at input size); ``"all"``: the refined map, and the three in ``extras["maps_low"]``,
-``["maps_high"]``, ``["maps_refined"]`` (so a whole-folder run and ``eval-localization`` get all three as variants).
-``camkit explain --method hires`` computes all three and draws image | low-res | high-res | refined.
+or ``"high"`` (``raw`` at input size); ``"all"``: the refined map, and the three in ``variants`` (low, high,
+refined) with their raws in ``variant_raw`` (so a whole-folder run and ``eval-localization`` get all three as
+variants, and the notebook layout draws image | low-res | high-res | refined from one call).
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
@@ -57,6 +57,13 @@ def highres_model(model: keras.Model) -> keras.Model:
 @register_method("hires")
 class HiRes(CAM):
     """Low-res CAM at ``conv_aux``, high-res CAM at ``highres_features``, and the refined map (see module doc)."""
+
+    title = "refined high-res CAM"
+    variants: ClassVar[dict[str, str]] = {"low": "low-res CAM", "high": "high-res CAM", "refined": "refined"}
+    all_variants: ClassVar[dict[str, Any]] = {"output": "all"}
+    input_kinds = ("images",)
+    notebook_panels = ("hires",)  # one call with all_variants: its variants are the panels
+    requires_model = "densenet-full"
 
     def __init__(self, output: str = "refined") -> None:
         if output not in OUTPUTS:
@@ -90,11 +97,12 @@ class HiRes(CAM):
         return self.outputs(batch, size, (self.output,))[self.output]
 
     def explain_chunk(self, step: Any, x: tf.Tensor, spec: np.ndarray, n: int) -> ChunkResult:
-        """``output="all"``: ``maps`` is the refined map; ``extras`` holds maps_low, maps_high and maps_refined."""
+        """``output="all"``: ``maps`` is the refined map; ``variants`` and ``variant_raw`` hold low, high, refined."""
         if self.output != "all":
             return super().explain_chunk(step, x, spec, n)
         batch = run_step(step, x, spec, n)
-        outs = self.outputs(batch, tuple(x.shape[1:-1]), ("low", "high", "refined"))
-        extras = {f"maps_{name}": np.asarray(maps, np.float32) for name, (_, maps) in outs.items()}
-        return ChunkResult(extras["maps_refined"], np.asarray(outs["refined"][0], np.float32),
-                           np.asarray(batch.targets, np.int64), np.asarray(batch.scores, np.float32), extras)
+        outs = self.outputs(batch, tuple(x.shape[1:-1]), tuple(self.variants))
+        maps = {name: np.asarray(m, np.float32) for name, (_, m) in outs.items()}
+        raws = {name: np.asarray(r, np.float32) for name, (r, _) in outs.items()}
+        return ChunkResult(maps["refined"], raws["refined"], np.asarray(batch.targets, np.int64),
+                           np.asarray(batch.scores, np.float32), variants=maps, variant_raw=raws)

@@ -5,8 +5,9 @@ chosen layer's ``call`` is wrapped on the instance to record its output ``A`` (`
 restored in ``finally``: the traced graph keeps the recording, the user's model is left as it was).
 Under a ``GradientTape``: ``model(x, training=False)``, class scores (logits: a final softmax is read
 past in the traced graph), one target per sample, ``score = Σ_i scores[i, t_i]``, then
-``g = d score / dA``. The backward pass stops at ``A``: only ``A`` is watched, so nothing below the
-layer is differentiated. Guided methods trace that same forward pass with guided ReLU gradients
+``g = d score / dA`` (unless the method needs no gradient: CAM's weights are the head's kernel, so its
+step captures ``A`` and runs no backward pass). The backward pass stops at ``A``: only ``A`` is watched,
+so nothing below the layer is differentiated. Guided methods trace that same forward pass with guided ReLU gradients
 (``layers.guided_relus``, an override that ``tf.gradients`` honours and ``GradientTape`` does not) and
 take ``d score / dx`` with ``tf.gradients``: one forward pass gives both the ordinary ``g`` (tape) and
 the guided input gradient. ``A`` and ``g`` are returned as float32. Nothing mixes samples, so a
@@ -22,22 +23,20 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from camkit.errors import CamkitError
 from camkit.methods.layers import ScoreFn, find_path, guided_relus, is_spatial, record_calls
-
-PREDICTED = -1  # target codes: >= 0 a class, -1 - r the class ranked r by score (-1: predicted), LOWEST the lowest
-LOWEST = int(np.iinfo(np.int32).min)
+from camkit.methods.targets import LOWEST
 
 RankFn = Callable[[Any, tf.Tensor], tf.Tensor]
 _CACHE: weakref.WeakKeyDictionary[keras.Model, dict[Hashable, Any]] = weakref.WeakKeyDictionary()
 
 
-def compiled_step(model: keras.Model, path: str | None, guided: bool, class_scores: ScoreFn, key: Hashable,
-                  ranking: RankFn | None = None, guided_scores: RankFn | None = None) -> Any:
-    """The ``tf.function`` for (model, layer path, guided, ``key`` naming the score functions), built on first use.
+def compiled_step(model: keras.Model, path: str | None, guided: bool, needs_grads: bool, class_scores: ScoreFn,
+                  key: Hashable, ranking: RankFn | None = None, guided_scores: RankFn | None = None) -> Any:
+    """The ``tf.function`` for (model, layer path, guided, needs_grads, ``key`` naming the score functions), built
+    on first use. ``needs_grads`` False: ``A`` is captured but ``g = dy/dA`` is not computed (no ``grads``).
 
     ``ranking(outputs, scores)``: (B, classes) values that rank the classes for the target codes (predicted
     = highest, top-k, lowest); default the scores. ``guided_scores(outputs, scores)``: (B, classes) scores
@@ -45,9 +44,11 @@ def compiled_step(model: keras.Model, path: str | None, guided: bool, class_scor
     the step holds no reference to the model, so dropping the model drops its steps.
     """
     steps = _CACHE.setdefault(model, {})
-    if (path, guided, key) not in steps:
-        steps[path, guided, key] = _build_step(weakref.ref(model), path, guided, class_scores, ranking, guided_scores)
-    return steps[path, guided, key]
+    cache_key = (path, guided, needs_grads, key)
+    if cache_key not in steps:
+        steps[cache_key] = _build_step(weakref.ref(model), path, (guided, needs_grads), class_scores, ranking,
+                                       guided_scores)
+    return steps[cache_key]
 
 
 def _pick(scores: tf.Tensor, spec: tf.Tensor, ranking: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
@@ -82,9 +83,11 @@ def _captured(sink: list[Any], path: str) -> tf.Tensor:
     return acts
 
 
-def _build_step(model_ref: weakref.ref, path: str | None, guided: bool, class_scores: ScoreFn,
+def _build_step(model_ref: weakref.ref, path: str | None, flags: tuple[bool, bool], class_scores: ScoreFn,
                 ranking: RankFn | None, guided_scores: RankFn | None) -> Any:
-    """``step(x, spec) -> dict`` of acts, grads, input_grads (guided), targets, scores, n_classes."""
+    """``step(x, spec) -> dict`` of acts, grads (``flags[1]``, needs_grads), input_grads (``flags[0]``, guided),
+    targets, scores, n_classes."""
+    guided, needs_grads = flags
 
     def step(x: tf.Tensor, spec: tf.Tensor) -> dict[str, tf.Tensor]:
         model = model_ref()
@@ -103,10 +106,12 @@ def _build_step(model_ref: weakref.ref, path: str | None, guided: bool, class_sc
                 guided_picked = tf.gather(guided_scores(outputs, scores), targets, batch_dims=1)
         if path is not None:
             acts = _captured(sink, path)
+            out["acts"] = tf.cast(acts, tf.float32)
+        if path is not None and needs_grads:
             grads = tape.gradient(picked, acts)
             if grads is None:
                 raise CamkitError(f"layer: the class scores do not depend on {path!r}")
-            out.update(acts=tf.cast(acts, tf.float32), grads=tf.cast(grads, tf.float32))
+            out["grads"] = tf.cast(grads, tf.float32)
         if guided:
             out["input_grads"] = tf.gradients(guided_picked if guided_scores else picked, x)[0]
         out.update(targets=targets, scores=picked, n_classes=tf.shape(scores)[-1])

@@ -34,11 +34,6 @@ from camkit.errors import CamkitError
 GRADCAM_THRESHOLD = 0.15
 CAM_THRESHOLD = 0.20
 MODES = ("resize", "resize_shorter_centre_crop")
-
-
-def default_threshold(method: str) -> float:
-    """20 % of the max for CAM and High-res CAM (Zhou et al.), 15 % for the Grad-CAM family (Selvaraju et al.)."""
-    return CAM_THRESHOLD if method in ("cam", "hires") else GRADCAM_THRESHOLD
 _EIGHT = np.ones((3, 3), dtype=bool)
 
 

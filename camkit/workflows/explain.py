@@ -160,6 +160,7 @@ def explain_to_dir(
     """
     import camkit
     from camkit.data.splits import PREPROCESSORS
+    from camkit.methods import NoCamHead
     from camkit.models.saving import load_model
 
     column_list = isinstance(target, str) and ("," in target or target.strip().lower() == "true")
@@ -270,12 +271,10 @@ def explain_to_dir(
         for m in (() if method == "hires" else ("cam", "guided-backprop", guided)):
             try:
                 per.append(_explain(model, d.x, m, layer, plan, False, batch_size, bar, {}) | {"method": m})
-            except CamkitError as exc:
-                if m != "cam" or not str(exc).startswith("cam needs"):
-                    raise
+            except NoCamHead as exc:
                 notes.append("the model has no GAP -> Dense head: Grad-CAM shown instead of CAM")
-                per.append(_explain(model, d.x, "gradcam", layer, plan, False, batch_size, bar, {})
-                           | {"method": "gradcam"})
+                per.append(_explain(model, d.x, exc.fallback, layer, plan, False, batch_size, bar, {})
+                           | {"method": exc.fallback})
         arrays.update(mode="panels", methods=[p["method"] for p in per], layers=[p["layer"] for p in per],
                       maps=np.stack([p["maps"] for p in per]), **{f"raw_{i}": p["raw"] for i, p in enumerate(per)})
         first = per[0]

@@ -147,7 +147,8 @@ def _explain_fields(model: keras.Model, x: np.ndarray, targets: Any, method: str
 
     exp = camkit.explain(model, x, method=method, layer=layer, targets=targets, batch_size=batch_size,
                          progress=False, **options)
-    return {"targets": exp.targets, "scores": exp.scores, "": exp.maps, **exp.extras}, exp.layer or ""
+    variants = {f"maps_{name}": maps for name, maps in exp.variants.items()}
+    return {"targets": exp.targets, "scores": exp.scores, "": exp.maps, **variants, **exp.stats}, exp.layer or ""
 
 
 def explain_batch_arrays(model: keras.Model, x: np.ndarray, columns: Sequence[str], y_true: np.ndarray,
@@ -316,14 +317,14 @@ def _figures(save_dir: Path, files: Sequence[Path], arrays: dict[str, Any], meth
              fmt: str) -> list[Path]:
     """The first ``n_figures`` images of the listing that fall in this batch: every variant with its box."""
     from camkit.data.images import load_original
-    from camkit.metrics.map_boxes import default_threshold
+    from camkit.methods import method_class
     from camkit.plots import save_figure
 
     written = []
     for j, index in enumerate(arrays["indices"]):
         if index >= n_figures:
             break
-        figure = variant_figure(load_original(files[index]), arrays, j, default_threshold(method))
+        figure = variant_figure(load_original(files[index]), arrays, j, method_class(method).box_threshold)
         written.append(save_figure(figure, save_dir / "figures" / f"image_{index:05d}.{fmt}"))
     return written
 

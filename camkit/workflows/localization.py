@@ -40,7 +40,7 @@ from camkit.metrics.localization import (
     pointing_game,
     submission_lines,
 )
-from camkit.metrics.map_boxes import Preprocessing, box_from_map, default_threshold
+from camkit.metrics.map_boxes import Preprocessing, box_from_map
 
 CSV_FIELDS = ("variant", "image", "name", "true_label", "top1_label", "xmin", "ymin", "xmax", "ymax", "top1_iou",
               "correct_top1", "correct_top5", "gt_known_iou", "gt_known_correct", "pointing_hit")
@@ -268,6 +268,7 @@ def eval_localization(*, maps: Path | None = None, method: str | None = None, mo
     """``camkit eval-localization``: maps from ``maps`` (a folder run) or computed with ``method``; then scores."""
     from camkit.data.boxes import load_annotations, read_skip_list
     from camkit.data.timeseries import resolve_dataset_dir
+    from camkit.methods import method_class
 
     if (maps is None) == (method is None):
         raise CamkitError("give --maps DIR (a camkit explain --n-images all run) or --method NAME, "
@@ -306,7 +307,7 @@ def eval_localization(*, maps: Path | None = None, method: str | None = None, mo
         out = Path(out) if out is not None else root / "results" / exp_name / f"localization_{method}"
     run = read_run(maps)
     cmap = _class_map(imagenet, synsets, clsloc, run["class_names"])
-    settings = EvalSettings(default_threshold(run["method"]) if threshold is None else threshold)
+    settings = EvalSettings(method_class(run["method"]).box_threshold if threshold is None else threshold)
     result = evaluate_folder(maps, out, ann, cmap, settings, skip_list, shard, progress, overwrite, n_figures)
     result["maps"] = maps
     return result

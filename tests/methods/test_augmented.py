@@ -49,7 +49,7 @@ def x() -> np.ndarray:
 def test_single_is_gradcam_and_copy_maps_are_gradcams_of_the_warped_images(model, x) -> None:
     exp = camkit.explain(model, x, method="augmented-gradcam", n_augment=6, seed=4, aggregate="all", batch_size=4)
     plain = camkit.explain(model, x, method="gradcam", batch_size=4)
-    np.testing.assert_array_equal(exp.extras["maps_single"], plain.maps)
+    np.testing.assert_array_equal(exp.variants["single"], plain.maps)
     np.testing.assert_array_equal(exp.targets, plain.targets)
     assert exp.raw.shape == (5, 6, 16, 16)
     # independent: warp the images ourselves and explain each copy with Grad-CAM for the copy-0 class
@@ -58,22 +58,24 @@ def test_single_is_gradcam_and_copy_maps_are_gradcams_of_the_warped_images(model
     for copy in range(6):
         ref = camkit.explain(model, copies[:, copy], method="gradcam", targets=plain.targets, batch_size=5)
         np.testing.assert_allclose(exp.raw[:, copy], ref.raw, rtol=1e-5, atol=1e-6)
-    assert exp.extras["sr_iterations"].shape == (5,) and (exp.extras["sr_gap"] <= 1e-4).all()
+    assert exp.stats["sr_iterations"].shape == (5,) and (exp.stats["sr_gap"] <= 1e-4).all()
     for name in AGGS:
-        maps = exp.extras[f"maps_{name}"]
+        maps = exp.variants[name]
         assert maps.shape == (5, 32, 32) and maps.min() >= 0 and np.allclose(maps.max(axis=(1, 2)), 1)
-    np.testing.assert_array_equal(exp.maps, exp.extras["maps_sr"])  # "all": maps is the first, sr
+    np.testing.assert_array_equal(exp.maps, exp.variants["sr"])  # "all": maps is the first, sr
+    assert list(exp.variants) == list(AGGS) and exp.variant_raw == {}  # in display order
 
 
 def test_identity_only_augmentation_makes_max_avg_single_equal(model, x) -> None:
     one = camkit.explain(model, x, method="augmented-gradcam", n_augment=1, aggregate="all")
-    np.testing.assert_array_equal(one.extras["maps_max"], one.extras["maps_single"])
-    np.testing.assert_array_equal(one.extras["maps_avg"], one.extras["maps_single"])
+    np.testing.assert_array_equal(one.variants["max"], one.variants["single"])
+    np.testing.assert_array_equal(one.variants["avg"], one.variants["single"])
     still = camkit.explain(model, x, method="augmented-gradcam", n_augment=5, angle_range=0.0, shift_range=0.0,
-                           aggregate=["single", "max", "avg"])
-    assert set(still.extras) == {"maps_single", "maps_max", "maps_avg"}
-    np.testing.assert_allclose(still.extras["maps_max"], still.extras["maps_single"], atol=1e-6)
-    np.testing.assert_allclose(still.extras["maps_avg"], still.extras["maps_single"], atol=1e-6)
+                           aggregate=["avg", "single", "max"])
+    assert list(still.variants) == ["single", "max", "avg"] and still.stats == {}  # display order
+    np.testing.assert_array_equal(still.maps, still.variants["avg"])  # maps: the first requested
+    np.testing.assert_allclose(still.variants["max"], still.variants["single"], atol=1e-6)
+    np.testing.assert_allclose(still.variants["avg"], still.variants["single"], atol=1e-6)
 
 
 def test_max_and_avg_against_numpy_unwarping_of_integer_shifts(model, x) -> None:
@@ -90,20 +92,20 @@ def test_max_and_avg_against_numpy_unwarping_of_integer_shifts(model, x) -> None
         back[:, copy][:, np.ix_(ok_r, ok_c)[0], np.ix_(ok_r, ok_c)[1]] = up[:, copy][:, rows[ok_r]][:, :, cols[ok_c]]
     for name, agg in [("max", back.max(1)), ("avg", back.mean(1))]:
         expected = np.maximum(agg, 0) / np.maximum(agg, 0).max(axis=(1, 2), keepdims=True)
-        np.testing.assert_allclose(exp.extras[f"maps_{name}"], expected, atol=1e-5, err_msg=name)
-    assert not np.allclose(exp.extras["maps_max"], exp.extras["maps_avg"])
+        np.testing.assert_allclose(exp.variants[name], expected, atol=1e-5, err_msg=name)
+    assert not np.allclose(exp.variants["max"], exp.variants["avg"])
 
 
 def test_a_sample_gets_the_same_maps_alone_or_in_a_batch(model, x) -> None:
     batch = camkit.explain(model, x, method="augmented-gradcam", n_augment=5, aggregate="all", batch_size=2)
     alone = camkit.explain(model, x[3:4], method="augmented-gradcam", n_augment=5, aggregate="all")
     for name in AGGS:
-        np.testing.assert_allclose(alone.extras[f"maps_{name}"][0], batch.extras[f"maps_{name}"][3], atol=1e-5)
+        np.testing.assert_allclose(alone.variants[name][0], batch.variants[name][3], atol=1e-5)
 
 
 def test_topk_targets_give_a_k_axis(model, x) -> None:
     exp = camkit.explain(model, x[:2], method="augmented-gradcam", n_augment=3, aggregate="max", targets="top2")
-    assert exp.maps.shape == (2, 2, 32, 32) and exp.extras["maps_max"].shape == (2, 2, 32, 32)
+    assert exp.maps.shape == (2, 2, 32, 32) and exp.variants["max"].shape == (2, 2, 32, 32)
     order = np.argsort(-np.asarray(model(x[:2])), axis=1)[:, :2]
     np.testing.assert_array_equal(exp.targets, order)
 
@@ -192,7 +194,7 @@ def test_folder_run_writes_one_file_per_batch_with_every_aggregation(full_run, f
     x = np.stack([np.asarray(tf.io.decode_png(tf.io.read_file(str(folder[0] / n))), np.float32) / 255.0
                   for n in first["names"]])
     exp = camkit.explain(model, x, method="augmented-gradcam", n_augment=4, aggregate="all", batch_size=4)
-    np.testing.assert_allclose(first["maps_avg"][:, 0], exp.extras["maps_avg"], atol=1e-3)  # float16 storage
+    np.testing.assert_allclose(first["maps_avg"][:, 0], exp.variants["avg"], atol=1e-3)  # float16 storage
     # the "true" column: the top-1 maps where the prediction is right, the true class's maps elsewhere
     wrong = np.flatnonzero(merged["targets"][:, 0] != merged["y_true"])
     assert 0 < len(wrong) < 10, "the untrained model should be right on some images and wrong on others"
@@ -202,7 +204,7 @@ def test_folder_run_writes_one_file_per_batch_with_every_aggregation(full_run, f
                         / 255.0 for i in wrong])
     true = camkit.explain(model, x_wrong, method="augmented-gradcam", n_augment=4, aggregate="all",
                           targets=merged["y_true"][wrong])
-    np.testing.assert_allclose(merged["maps_max"][wrong, 1], true.extras["maps_max"], atol=1e-3)
+    np.testing.assert_allclose(merged["maps_max"][wrong, 1], true.variants["max"], atol=1e-3)
     figures = sorted(p.name for p in (full_run / "figures").iterdir())
     assert figures == ["image_00000.png", "image_00001.png", "image_00002.png"]
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import re
 import weakref
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,14 +14,16 @@ import tensorflow as tf
 
 import camkit
 from camkit.errors import CamkitError
-from camkit.methods import Method, base, explain, register_method, step
+from camkit.methods import Method, MethodNotApplicable, NoCamHead, base, explain, method_class, register_method, step
 from camkit.methods.layers import LayerRef, listing, walk
 
 L = keras.layers
-NEEDS_CENTROIDS = {"gradceam", "guided-gradceam"}  # Grad-CeAM explains clusters: tests/test_gradceam.py
-NEEDS_MODEL = {"hires"}  # hires needs a densenet-full model: tests/test_hires.py
-IMAGES_ONLY = {"augmented-gradcam": {"n_augment": 3}}  # warps images: tests/test_augmented.py
-ALL = [m for m in camkit.methods() if m not in NEEDS_CENTROIDS | NEEDS_MODEL and m not in IMAGES_ONLY]
+
+
+def plain_methods(kind: str) -> list[str]:
+    """The registered methods that explain any classifier with ``kind`` inputs (series or images) as they are."""
+    return [m for m in camkit.methods() if method_class(m).task == "classify"
+            and method_class(m).requires_model is None and kind in method_class(m).input_kinds]
 
 
 def functional() -> keras.Model:
@@ -126,8 +130,8 @@ def test_no_mutation(kind: str) -> None:
     model.layers[-1].trainable = False  # a frozen head stays frozen, the rest trainable
     before = snapshot(model)
     outputs, grads = keras.ops.convert_to_numpy(model(x)), input_gradient(model, x)
-    for method, options in [*((m, {}) for m in ALL), *(IMAGES_ONLY.items() if x.ndim == 4 else [])]:
-        exp = explain(model, x, method=method, **options)
+    for method in plain_methods("images" if x.ndim == 4 else "series"):
+        exp = explain(model, x, method=method, **method_class(method).quick_options)
         assert exp.maps.shape == (3, *x.shape[1:-1]) and exp.maps.min() >= 0 and exp.maps.max() <= 1, method
     with pytest.raises(CamkitError):
         explain(model, x, layer=-99)
@@ -238,8 +242,11 @@ def test_cam_needs_gap_dense_head() -> None:
     inputs = keras.Input((10, 2))
     x = L.Flatten()(L.Conv1D(4, 3, activation="relu", name="conv")(inputs))
     flat = keras.Model(inputs, L.Dense(3, activation="softmax")(x))
-    with pytest.raises(CamkitError, match=r"cam needs 'conv' -> GlobalAveragePooling -> Dense.*gradcam"):
+    with pytest.raises(NoCamHead, match=r"cam needs 'conv' -> GlobalAveragePooling -> Dense.*gradcam") as err:
         explain(flat, inputs_for(flat, 2), method="cam")
+    assert isinstance(err.value, MethodNotApplicable) and isinstance(err.value, CamkitError)
+    assert err.value.fallback == "gradcam" and explain(flat, inputs_for(flat, 2), method=err.value.fallback).maps.any()
+    assert MethodNotApplicable("no", fallback="x").fallback == "x" and MethodNotApplicable("no").fallback is None
     model = nested_sequential()
     with pytest.raises(CamkitError, match="cam needs 'inner/c2'"):  # BN/ReLU/conv in between
         explain(model, inputs_for(model, 2), method="cam", layer="inner/c2")
@@ -249,6 +256,29 @@ def test_cam_needs_gap_dense_head() -> None:
         explain(hidden, inputs_for(hidden, 2), method="cam")
     exp = explain(nested_backbone(), np.ones((2, 12, 12, 3), np.float32), method="cam")
     assert exp.layer == "backbone/project" and exp.raw.shape == (2, 6, 6)
+
+
+def backward_ops(model: keras.Model, needs_grads: bool, batch_shape: tuple[int, ...]) -> list[str]:
+    """The gradient ops of the model's traced step with that ``needs_grads`` (tape: ``gradient_tape/``)."""
+    (fn,) = [f for key, f in step._CACHE[model].items() if key[2] is needs_grads]
+    spec = (tf.TensorSpec(batch_shape, tf.float32), tf.TensorSpec(batch_shape[:1], tf.int32))
+    ops = fn.get_concrete_function(*spec).graph.get_operations()
+    return [op.name for op in ops if op.name.startswith(("gradient_tape/", "gradients/"))]
+
+
+def test_cam_step_runs_no_backward_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[object] = []
+    gradient = tf.GradientTape.gradient
+    monkeypatch.setattr(tf.GradientTape, "gradient", lambda tape, *a, **k: calls.append(a) or gradient(tape, *a, **k))
+    model = functional()
+    x = inputs_for(model, 3)
+    assert not method_class("cam").needs_grads and method_class("gradcam").needs_grads
+    cam = explain(model, x, method="cam")  # traces CAM's step: no tape.gradient, no gradient ops
+    assert calls == [] and backward_ops(model, False, x.shape) == []
+    grad = explain(model, x, method="gradcam")  # its own step (the key holds needs_grads), with the backward pass
+    assert len(calls) == 1 and len(backward_ops(model, True, x.shape)) > 0 and len(step._CACHE[model]) == 2
+    assert cam.layer == grad.layer == "relu" and not np.allclose(cam.raw, grad.raw)
+    np.testing.assert_array_equal(cam.targets, grad.targets)
 
 
 def test_targets() -> None:
@@ -267,18 +297,46 @@ def test_targets() -> None:
     np.testing.assert_array_equal(top.targets, np.argsort(-probs, axis=1, kind="stable"))
     assert np.all(np.diff(top.scores, axis=1) <= 0)
     for bad, message in [(3, "class 3 is out of range; the model has 3"), ("top4", "top4 needs"),
-                         ([0, 1], "2 targets for 5"), ("best", "not 'lowest'"), (-1, "negative"), ([0.5], "expected")]:
+                         ("lowest,class3", "class 3 is out of range"), ([0, 1], "2 targets for 5"),
+                         ("best", "'best' is not predicted"), (-1, "negative"), ([0.5], "expected")]:
         with pytest.raises(CamkitError, match=message):
             explain(model, x, targets=bad)
 
 
+def test_target_lists_and_true_classes() -> None:
+    model = functional()
+    x = inputs_for(model, 5)
+    probs = model.predict(x, verbose=0)
+    order = np.argsort(-probs, axis=1, kind="stable")
+    y_true = np.array([2, 2, 0, 1, 0])
+    mixed = explain(model, x, targets="top2,lowest,true,class1", y_true=y_true, batch_size=2)
+    assert mixed.maps.shape == (5, 5, 10) and mixed.raw.shape == (5, 5, 6) and mixed.scores.shape == (5, 5)
+    expected = np.stack([order[:, 0], order[:, 1], probs.argmin(1), y_true, np.ones(5, int)], axis=1)
+    np.testing.assert_array_equal(mixed.targets, expected)
+    for j, column in {0: None, 1: order[:, 1], 2: "lowest", 3: y_true, 4: 1}.items():  # each as run alone
+        alone = explain(model, x, targets=column)
+        np.testing.assert_allclose(mixed.maps[:, j], alone.maps, atol=1e-6)
+        np.testing.assert_allclose(mixed.scores[:, j], alone.scores, rtol=1e-6)
+    true = explain(model, x, targets="true", y_true=y_true)
+    assert true.maps.shape == (5, 10) and true.targets.tolist() == y_true.tolist()
+    assert explain(model, x, targets=["lowest"]).maps.shape == (5, 1, 10)
+    for y, message in [(None, "'true' column needs y_true"), (y_true[:4], "y_true: 4 targets for 5 samples"),
+                       (np.array([0, 1, -1, 0, 0]), "y_true: expected one class index"),
+                       (np.array([0, 1, 3, 0, 0]), "class 3 is out of range")]:
+        with pytest.raises(CamkitError, match=message):
+            explain(model, x, targets="top1,true", y_true=y)
+
+
 def test_registry_and_api() -> None:
-    names = ["cam", "counterfactual", "gradcam", "gradcam++", "guided-backprop", "guided-gradcam", "guided-gradcam++"]
-    assert names == ALL
-    assert camkit.methods() == sorted([*ALL, *NEEDS_CENTROIDS, *NEEDS_MODEL, *IMAGES_ONLY])
-    assert camkit.explain is explain
+    sources = Path(camkit.methods.__file__).parent.glob("*.py")
+    declared = sorted(n for p in sources for n in re.findall(r'@register_method\("([^"]+)"\)', p.read_text()))
+    assert len(declared) > 8 and camkit.methods() == declared  # every method file is imported, nothing else
+    assert all(method_class(name).name == name for name in declared)
+    assert camkit.methods.DEFAULT_METHOD in declared and camkit.explain is explain
     with pytest.raises(CamkitError, match="unknown method 'nope'; choose one of augmented-gradcam, cam"):
         explain(functional(), np.zeros((1, 10, 2)), method="nope")
+    with pytest.raises(CamkitError, match="unknown method 'nope'; choose one of augmented-gradcam, cam"):
+        method_class("nope")
     with pytest.raises(CamkitError, match="unexpected option"):
         explain(functional(), np.zeros((1, 10, 2)), aggregate="max")
     with pytest.raises(ValueError, match="registered twice"):
@@ -295,19 +353,20 @@ def test_custom_method_and_progress(capsys: pytest.CaptureFixture[str]) -> None:
         model = functional()
         exp = explain(model, inputs_for(model, 6), method="test-uniform", layer="conv1", batch_size=1, progress=True)
         assert exp.method == "test-uniform" and exp.raw.shape == (6, 8)
+        assert Uniform.title == "test-uniform" and Uniform.box_threshold == 0.15 and Uniform.variants == {}
         assert "explain test-uniform" in capsys.readouterr().err
     finally:
         base._METHODS.pop("test-uniform")
 
 
-@pytest.mark.parametrize("method", ALL)
+@pytest.mark.parametrize("method", plain_methods("series"))
 def test_fcn_on_gunpoint_shaped_input(method: str, fcn_model: keras.Model) -> None:
     x = np.random.default_rng(0).normal(size=(3, 150, 1)).astype(np.float32)
     exp = explain(fcn_model, x, method=method)
     assert exp.maps.shape == (3, 150) and exp.maps.dtype == np.float32
     assert exp.maps.min() >= 0 and exp.maps.max() == pytest.approx(1)
-    assert exp.layer == (None if method == "guided-backprop" else "block3_relu")
-    assert exp.raw.shape == ((3, 150, 1) if method.startswith("guided") else (3, 150))
+    assert exp.layer == ("block3_relu" if method_class(method).uses_layer else None)
+    assert exp.raw.shape == ((3, 150, 1) if method_class(method).display == "guided" else (3, 150))
 
 
 @pytest.fixture(scope="module")

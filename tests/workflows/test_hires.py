@@ -143,8 +143,10 @@ def test_method_hires_maps(run, models):
     assert np.allclose(refined.maps.max(axis=(1, 2)), 1.0) and high.maps.min() == 0.0
     every = camkit.explain(full, x, method="hires", output="all")
     for name, single in (("low", low), ("high", high), ("refined", refined)):
-        np.testing.assert_allclose(every.extras[f"maps_{name}"], single.maps, atol=1e-6, err_msg=name)
-    np.testing.assert_array_equal(every.maps, every.extras["maps_refined"])
+        np.testing.assert_allclose(every.variants[name], single.maps, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(every.variant_raw[name], single.raw, atol=1e-5, err_msg=name)
+    np.testing.assert_array_equal(every.maps, every.variants["refined"])
+    assert list(every.variants) == ["low", "high", "refined"] and every.variant_raw["low"].shape == (4, 2, 2)
     explicit = camkit.explain(full, x, method="hires", targets=[3, 3, 3, 3])
     assert (explicit.targets == 3).all()
     with pytest.raises(CamkitError, match="densenet-full"):
