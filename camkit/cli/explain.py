@@ -10,6 +10,9 @@ import click
 from camkit.cli.app import main
 from camkit.cli.options import GreedyIntsCommand, config_option, method_options, parse_ints
 
+SOURCE_KEYS = ("experiment", "dataset", "images", "data_root", "split", "preprocess", "image_size", "labels",
+               "imagenet_labels", "root")
+
 
 @main.command(cls=GreedyIntsCommand)
 @click.option("--model-path", type=click.Path(path_type=Path), help="A .keras/.h5 model file.")
@@ -20,14 +23,15 @@ from camkit.cli.options import GreedyIntsCommand, config_option, method_options,
 @click.option("--data-root", help="Where datasets live (default data/).")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True,
               help="Which split of --dataset.")
-@click.option("--method", default="gradcam", show_default=True, help="Attribution method (see camkit.methods()).")
+@click.option("--method", help="Attribution method (default gradcam; see camkit.methods()).")
 @click.option("--layer", help="Layer name, 'outer/inner' path, or -N (N-th conv from the end).")
 @click.option("--layer-backcount", "layer_backcount", metavar="N [N ...]",
               help="Conv layer(s) counted from the end, 1 = last; several: the first image at each layer.")
 @click.option("--n-images", help="How many images or series to explain (default 8), or all: a whole image folder "
-                                  "batch by batch into SAVE_DIR/batches/ (the default for augmented-gradcam).")
-@click.option("--target", help="predicted (default), lowest, topK (e.g. top3) or a class index; whole-folder runs "
-                               "also take true (the class folder) and comma lists (top5,true).")
+                                  "batch by batch into SAVE_DIR/batches/ (the default for methods that stream, "
+                                  "e.g. augmented-gradcam).")
+@click.option("--target", help="predicted (default), lowest, topK (e.g. top3), a class index, true (the class "
+                               "folder or series label) or a comma list (top5,true).")
 @click.option("--option", "-o", "option", multiple=True, metavar="KEY=VALUE",
               help="A method option, repeatable (e.g. -o n_augment=100 -o aggregate=all).")
 @click.option("--shard", metavar="I/N", help="Whole-folder runs: compute only batches b with b mod N = I (0 <= I < N).")
@@ -70,10 +74,15 @@ def explain(model_path: Path | None, config_path: Path | None, layer_backcount: 
       camkit explain --model-path vgg.keras --images val/ --method augmented-gradcam -o aggregate=all --shard 0/4
     """
     from camkit.workflows.explain import explain_to_dir
+    from camkit.workflows.plan import ExplainPlan
+    from camkit.workflows.sources import SourceSpec
 
-    backcounts = parse_ints(layer_backcount, "--layer-backcount")
-    result = explain_to_dir(model_path, config=config_path, layer_backcount=backcounts,
-                            progress=False if no_progress else None, options=method_options(option), **kw)
+    source = SourceSpec(model=model_path, config=config_path, **{k: kw.pop(k) for k in SOURCE_KEYS})
+    method = {"method": kw.pop("method")} if kw.get("method") else {}
+    kw.pop("method", None)
+    plan = ExplainPlan(source=source, layer_backcount=parse_ints(layer_backcount, "--layer-backcount"),
+                       progress=False if no_progress else None, options=method_options(option), **method, **kw)
+    result = explain_to_dir(plan)
     what = "image(s)" if result.kind == "images" else "series"
     layers = ", ".join(result.layers) or "the input"
     click.echo(f"explained {result.n} {what} of {result.source} with {', '.join(result.methods)} at {layers}")

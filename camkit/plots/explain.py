@@ -6,6 +6,7 @@ Every function returns a matplotlib Figure (saved by the caller with ``camkit.pl
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -13,12 +14,24 @@ from matplotlib.figure import Figure
 from camkit.plots.maps import Panel, panels_figure
 from camkit.plots.series import series_figure, series_grid_figure
 
-GUIDED_TITLES = {"guided-backprop": "guided backprop", "guided-gradcam": "guided Grad-CAM",
-                 "guided-gradcam++": "guided Grad-CAM++"}
 MAX_DISPLAY_SIDE = 448  # viewer figures show the original image downscaled to at most this many pixels
-METHOD_TITLES = {"cam": "CAM", "gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", **GUIDED_TITLES,
-                 "hires": "refined high-res CAM", "hires/low": "low-res CAM", "hires/high": "high-res CAM",
-                 "hires/refined": "refined map"}
+
+
+@dataclass(frozen=True)
+class PanelStyle:
+    """How one notebook panel is drawn: its title, and ``overlay`` (a map over the image) or ``guided`` (an
+    input-gradient image)."""
+
+    title: str
+    display: str = "overlay"
+
+
+@dataclass(frozen=True)
+class FigureText:
+    """The titles a run's figures need: the method's, and each notebook panel's style."""
+
+    method_title: str
+    panels: tuple[PanelStyle, ...] = ()
 
 
 def percent(p: float) -> str:
@@ -53,11 +66,11 @@ def viewer_figure(image: np.ndarray, maps: np.ndarray, columns: Sequence[str], t
     return panels_figure(image, panels, suptitle=suptitle)
 
 
-def notebook_figure(image: np.ndarray, panels: Sequence[tuple[str, np.ndarray, str]], suptitle: str) -> Figure:
-    """input | CAM | guided backprop | guided Grad-CAM: ``panels`` are (method, map or guided raw, title)."""
+def notebook_figure(image: np.ndarray, panels: Sequence[tuple[PanelStyle, np.ndarray]], suptitle: str) -> Figure:
+    """input | CAM | guided backprop | guided Grad-CAM: ``panels`` are (style, map or guided raw)."""
     drawn = [Panel("image", image, "input")]
-    for method, data, title in panels:
-        drawn.append(Panel("guided" if method in GUIDED_TITLES else "overlay", data, title))
+    for style, data in panels:
+        drawn.append(Panel(style.display, data, style.title))
     return panels_figure(image, drawn, suptitle=suptitle)
 
 
@@ -69,10 +82,6 @@ def series_sample_figure(series: np.ndarray, maps: np.ndarray, titles: Sequence[
     fig = series_grid_figure([series] * len(maps), list(maps), list(titles), ncols=min(3, len(maps)))
     fig.suptitle(title, fontsize=12)
     return fig
-
-
-def method_title(method: str) -> str:
-    return METHOD_TITLES.get(method, method)
 
 
 def display_image(path, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -92,9 +101,10 @@ def display_image(path, size: tuple[int, int] | None = None) -> np.ndarray:
     return np.clip(np.asarray(image, dtype=np.float64) / 255.0, 0.0, 1.0)
 
 
-def build_figures(arrays: dict, data, columns: Sequence[str], fmt: str) -> list[tuple[str, Callable[[], Figure]]]:
+def build_figures(arrays: dict, data, columns: Sequence[str], fmt: str,
+                  text: FigureText) -> list[tuple[str, Callable[[], Figure]]]:
     """(file name, figure builder) for every figure of one ``camkit explain`` run (built lazily, one at a time)."""
-    mode, method, names = arrays["mode"], arrays["method"], arrays["names"]
+    mode, names = arrays["mode"], arrays["names"]
     class_names, probs, targets = arrays["class_names"], arrays["probabilities"], arrays["targets"]
     true_names = arrays.get("true_names")
     if true_names is None and "y_true" in arrays:
@@ -107,7 +117,7 @@ def build_figures(arrays: dict, data, columns: Sequence[str], fmt: str) -> list[
         return f"{names[i]}{true} · predicted {class_text(class_names, predicted, probs[i])}"
 
     def at(layer: str) -> str:
-        return f"{method_title(method)} at {layer}" if layer else method_title(method)
+        return f"{text.method_title} at {layer}" if layer else text.method_title
 
     figures: list[tuple[str, Callable[[], Figure]]] = []
     if mode == "layers":
@@ -129,14 +139,10 @@ def build_figures(arrays: dict, data, columns: Sequence[str], fmt: str) -> list[
         size = tuple(arrays["maps"].shape[-2:])
         for i, path in enumerate(data.files):
             def build(i=i, path=path) -> Figure:
-                panels = []
-                for m, j in zip(arrays["methods"], range(len(arrays["methods"])), strict=True):
-                    title = method_title(m) + (" (CAM needs a GAP → Dense head)" if m == "gradcam" else "")
-                    if m.startswith("hires/"):  # the map's own resolution: low-res 14x14 at 224, ...
-                        title += " ({}×{})".format(*arrays[f"raw_{j}"].shape[-2:])
-                    panels.append((m, arrays[f"raw_{j}"][i] if m in GUIDED_TITLES else arrays["maps"][j][i], title))
-                text = f"{head(i)}\nexplaining {class_text(class_names, int(targets[i]), probs[i])}"
-                return notebook_figure(display_image(path, size), panels, text)
+                panels = [(style, arrays[f"raw_{j}"][i] if style.display == "guided" else arrays["maps"][j][i])
+                          for j, style in enumerate(text.panels)]
+                title = f"{head(i)}\nexplaining {class_text(class_names, int(targets[i]), probs[i])}"
+                return notebook_figure(display_image(path, size), panels, title)
             figures.append((f"image_{i}_{path.stem}.{fmt}", build))
         return figures
     maps, layer = arrays["maps"], arrays["layer"]

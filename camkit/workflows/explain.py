@@ -1,22 +1,26 @@
 """``camkit explain``: a trained model's maps on a time-series split or on image files, as one ``.npz`` + figures.
 
-:func:`explain_to_dir` does everything the command does and returns the paths. Nothing is written before
-every map is computed, and every file is written atomically, so a user error leaves nothing behind.
+:func:`explain_to_dir` runs an :class:`~camkit.workflows.plan.ExplainPlan`. What the method declares decides the
+route: a clustering method (``task == "cluster"``) draws a clustering experiment's figures (``clusters.py``); an
+image folder with ``--n-images all``, a ``--shard`` or a method that ``streams`` is explained batch by batch into
+the map store (``folder.py``); anything else is a small run written here. Nothing is written before every map is
+computed, and every file is written atomically, so a user error leaves nothing behind.
 
 ``explanation.npz`` (strings are NumPy unicode arrays, no pickle), N samples, C classes:
 
 - always: ``mode`` (``single`` | ``layers`` | ``panels``), ``method``, ``maps``, ``targets`` and ``scores``
   (the explained class and its logit), ``probabilities`` (N, C), ``predicted`` (N,), ``names`` (image paths
-  relative to the folder, or ``"test[i]"``), ``indices`` (N,) (position in the file listing or the split),
-  ``class_names`` (C,), ``source`` (dataset or image folder); ``split`` for series; ``y_true`` (N,) when
-  known (series; class folders whose names are model classes) and ``true_names`` for class folders.
+  relative to the folder, or ``"test[i]"``), ``indices`` (N,), ``class_names`` (C,), ``source``; ``split`` for
+  series; ``y_true`` (N,) when known and ``true_names`` for class folders; ``run``: the run record (settings and
+  digests of the model and the inputs, JSON).
 - ``single``: ``maps`` (N, [K,] *input spatial) in [0, 1], ``raw`` (N, [K,] *layer spatial), ``layer``.
 - ``layers`` (several ``--layer-backcount`` values; the first sample only, N = 1): ``maps`` (L, N, [K,] ...),
   ``layers`` (L,) paths, ``backcounts`` (L,), ``raw_0`` ... ``raw_{L-1}`` (shapes differ by layer).
-- ``panels`` (notebook layout; method hires: ``hires/low``, ``hires/high``, ``hires/refined``): ``maps``
-  (P, N, *input spatial), ``methods`` (P,), ``layers`` (P,) ("" for guided-backprop), ``raw_0`` ... ``raw_{P-1}``.
+- ``panels`` (notebook layout: the method's ``notebook_panels``; a method with variants gives one panel per
+  variant, named ``<method>/<variant>``): ``maps`` (P, N, *input spatial), ``methods`` (P,), ``layers`` (P,)
+  ("" where no layer is used), ``raw_0`` ... ``raw_{P-1}``.
 - a K axis (``targets`` (N, K)) exists when several classes are explained per sample: the image viewer
-  layout (top-1, top-2, top-3, lowest) or ``--target topK``; ``columns`` (K,) names its entries.
+  layout (top-1, top-2, top-3, lowest), ``--target topK`` or a list; ``columns`` (K,) names its entries.
 """
 
 from __future__ import annotations
@@ -24,8 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,285 +36,225 @@ import keras
 import numpy as np
 
 from camkit.errors import CamkitError
+from camkit.methods import Explanation, MethodNotApplicable, explain, method_class
+from camkit.methods.targets import TargetPlan, parse_targets
+from camkit.plots.explain import FigureText, PanelStyle, build_figures
+from camkit.workflows.clusters import explain_clusters
+from camkit.workflows.folder import explain_folder
+from camkit.workflows.plan import ExplainPlan, ExplainResult, check_plan
 from camkit.workflows.sources import (
+    Inputs,
+    Resolved,
     class_names_for,
-    image_input,
-    load_image_files,
+    load_explained_model,
+    load_image_inputs,
+    load_series,
+    model_id,
     probabilities,
     resolve_source,
 )
+from camkit.workflows.store import MapStore, files_digest, folder_digest
 
-FORMATS = ("png", "pdf", "svg")
-PREPROCESS = ("rescale", "vgg16", "none")
-LAYOUTS = ("viewer", "notebook")
-CLUSTER_METHODS = ("gradceam", "guided-gradceam")
-HIRES_PANELS = ("low", "high", "refined")  # method hires: its three maps, drawn beside the image
 MAX_SHOWN = 20  # --show opens at most this many figures
 _OUR_FIGURES = re.compile(r"^(image_\d+_.*|series_\d+|series_grid|layer_\d+)\.(png|pdf|svg)$")
 
 
-@dataclass
-class ExplainResult:
-    """What :func:`explain_to_dir` wrote and a summary of it."""
-
-    save_dir: Path
-    npz: Path
-    figures: list[Path]
-    kind: str  # "timeseries" | "images"
-    n: int
-    methods: list[str]  # the requested method, or the notebook layout's panels
-    layers: list[str]
-    source: str
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Data:
-    kind: str
-    source: str
-    names: list[str]
-    class_names: list[str] | None  # from the dataset / class folders; None when unknown
-    x: Any  # (N, T, C) array, or a tf.data.Dataset of image batches
-    series: np.ndarray | None = None
-    files: list[Path] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)  # y_true, true_names, split
-
-
-def parse_target(target: str | int | None) -> str | int | None:
-    """``predicted``/None -> None, ``lowest``, ``topK`` -> ``"topK"``, an integer -> the class index."""
-    if target is None or isinstance(target, int):
-        return target
-    text = str(target).strip().lower()
-    if text == "predicted":
-        return None
-    if text == "lowest" or re.fullmatch(r"top[1-9]\d*", text):
-        return text
-    if re.fullmatch(r"\d+", text):
-        return int(text)
-    raise CamkitError(f"--target: expected predicted, lowest, topK (e.g. top3) or a class index, got {target!r}")
-
-
-def parse_layer(layer: str | int | None) -> str | int | None:
-    """A layer name or path; ``-N`` (N-th conv from the end) becomes an int."""
-    if isinstance(layer, str) and re.fullmatch(r"-\d+", layer.strip()):
-        return int(layer)
-    return layer
-
-
-def _load_series(data: dict, split: str, n: int) -> _Data:
-    from camkit.data.timeseries import load_timeseries
-
-    ds = load_timeseries(data["dataset"], data["root"], znorm=bool(data.get("znorm")))
-    x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
-    n = min(n, len(x))
-    return _Data("timeseries", ds.name, [f"{split}[{i}]" for i in range(n)], list(ds.labels), x[:n], series=x[:n],
-                 extra={"y_true": y[:n], "split": split})
-
-
-def _target_plan(target: Any, n_classes: int, images: bool) -> tuple[list[tuple[Any, list[str]]], bool]:
-    """[(engine targets, column names)] and whether the result gets a K axis."""
-    if target is None and images:  # the Grad-CAM viewer: top-1, top-2, top-3 and the lowest class
-        k = min(3, n_classes)
-        return [(f"top{k}", [f"top{r + 1}" for r in range(k)]), ("lowest", ["lowest"])], True
-    if isinstance(target, str) and target.startswith("top"):
-        return [(target, [f"top{r + 1}" for r in range(int(target[3:]))])], True
-    return [(target, ["predicted" if target is None else "lowest" if target == "lowest" else "target"])], False
-
-
-def _explain(model, x, method, layer, plan, with_k, batch_size, progress, options) -> dict[str, Any]:
-    import camkit
-
-    parts = []
-    for targets, _ in plan:
-        exp = camkit.explain(model, x, method=method, layer=layer, targets=targets, batch_size=batch_size,
-                             progress=progress, **options)
-        fields = [exp.maps, exp.raw, exp.targets, exp.scores]
-        is_top = isinstance(targets, str) and targets.startswith("top")
-        parts.append([f if is_top or not with_k else f[:, None] for f in fields] + [exp.layer])
-    out = {key: np.concatenate([p[i] for p in parts], axis=1) if with_k else parts[0][i]
-           for i, key in enumerate(["maps", "raw", "targets", "scores"])}
-    out["layer"] = parts[0][4] or ""
-    return out
-
-
-def explain_to_dir(
-    model: str | Path | keras.Model | None = None, *, config: str | Path | None = None, experiment: str | None = None,
-    dataset: str | None = None, images: str | Path | None = None, data_root: str | Path | None = None,
-    split: str = "test", method: str = "gradcam", layer: str | int | None = None,
-    layer_backcount: Sequence[int] = (), n_images: int | str | None = None, target: str | int | None = None,
-    labels: str | Path | None = None, imagenet_labels: bool = False, image_size: int | None = None,
-    preprocess: str | None = None, layout: str | None = None, batch_size: int = 32,
-    save_dir: str | Path | None = None, root: str | Path = ".", fmt: str = "png", show: bool = False,
-    progress: bool | None = None, shard: str | None = None, options: dict[str, Any] | None = None,
-    n_figures: int = 8, overwrite: bool = False,
-) -> ExplainResult:
-    """Explain ``n_images`` samples of a dataset split or image files; write ``explanation.npz`` + figures.
-
-    ``model``: a .keras/.h5 path or a keras.Model; or name an experiment with ``config`` (a YAML path) or
-    ``experiment`` (``<root>/models/NAME/best.keras``), whose dataset is then the default. ``layer_backcount``:
-    the Grad-CAM viewer's count of conv layers from the end (1 = last); several values explain the first
-    sample at every one of those layers. ``layout``: images only, ``viewer`` (default) or ``notebook``
-    (input | CAM | guided backprop | guided Grad-CAM; the default for guided methods). ``n_images``: a count
-    (default 8; all for ``augmented-gradcam``) or ``"all"``; ``options`` go to the method. Images with
-    ``n_images="all"``, a ``shard`` or method ``augmented-gradcam`` (the first ``n_images``) are explained batch
-    by batch into ``save_dir/batches/`` (``explain_dataset.py``: resumable and shardable, ``n_figures`` figures).
-    ``method`` gradceam or guided-gradceam: the best / worst / centre figures of a clustering experiment
-    (``explain_clusters.py``).
-    """
-    import camkit
-    from camkit.data.splits import PREPROCESSORS
-    from camkit.methods import NoCamHead
-    from camkit.models.saving import load_model
-
-    column_list = isinstance(target, str) and ("," in target or target.strip().lower() == "true")
-    target = target if column_list else parse_target(target)
-    layer = parse_layer(layer)
-    for ok, message in [
-        (fmt in FORMATS, f"--format: choose one of {', '.join(FORMATS)}, not {fmt!r}"),
-        (split in ("test", "train"), f"--split: choose test or train, not {split!r}"),
-        (layout in (None, *LAYOUTS), f"--layout: choose viewer or notebook, not {layout!r}"),
-        (n_images in (None, "all") or (str(n_images).isdigit() and int(n_images) >= 1),
-         f"--n-images: expected a positive count or all, not {n_images!r}"),
-        (batch_size >= 1, "--batch-size must be at least 1"),
-        (all(b >= 1 for b in layer_backcount), "--layer-backcount counts conv layers from 1 (the last)"),
-        (layer is None or not layer_backcount, "give --layer or --layer-backcount, not both"),
-        (method in camkit.methods(), f"--method: unknown method {method!r}; choose one of "
-                                     f"{', '.join(camkit.methods())}"),
-    ]:
-        if not ok:
-            raise CamkitError(message)
-    if method in CLUSTER_METHODS:  # a clustering experiment's best / worst / centre figures
-        from camkit.workflows.clusters import explain_clusters
-
-        return explain_clusters(config=config, experiment=experiment, dataset=dataset, data_root=data_root,
-                                split=split, layer=layer, batch_size=batch_size, root=root, fmt=fmt,
-                                save_dir=save_dir, progress=progress)
-    model, exp_name, data = resolve_source(model, config, experiment, dataset, images, data_root, preprocess, root)
-    if data["preprocess"] not in PREPROCESS:
-        raise CamkitError(f"--preprocess: choose one of {', '.join(PREPROCESS)}, not {data['preprocess']!r}")
-    is_images = data.get("kind") == "images"
-    multi = len(layer_backcount) > 1
-    if layer_backcount and not multi:
-        layer = -layer_backcount[0]
-    layout = layout or ("notebook" if (method.startswith("guided") or method == "hires") and is_images else "viewer")
-    if layout == "notebook" and not is_images:
-        raise CamkitError("--layout notebook is for images; time series get one figure per sample")
-    if layout == "notebook" and options:
-        raise CamkitError("--option: the notebook layout runs its own methods with their defaults")
-    if layout == "notebook" and (multi or (isinstance(target, str) and target.startswith("top"))):
-        raise CamkitError("--layout notebook explains one class per image at one layer: "
-                          "drop --target topK / several --layer-backcount values")
-    streamed = is_images and (shard is not None or n_images == "all" or method == "augmented-gradcam")
-    if shard is not None and not streamed:
-        raise CamkitError("--shard splits an image folder's batches: it needs --images")
-    if column_list and not streamed:
-        raise CamkitError(f"--target {target}: lists and 'true' are for whole-folder runs (--n-images all)")
-    if streamed:
-        if multi or layout == "notebook":
+def explain_to_dir(plan: ExplainPlan) -> ExplainResult:
+    """Explain the plan's samples; write ``explanation.npz`` + figures (or a store / a clustering's figures)."""
+    check_plan(plan)
+    if method_class(plan.method).task == "cluster":
+        return explain_clusters(plan)
+    resolved = resolve_source(plan.source)
+    if streamed(plan, resolved):
+        if len(plan.layer_backcount) > 1 or plan.layout == "notebook":
             raise CamkitError("a whole-folder run explains one layer with one method: drop --layer-backcount / "
                               "--layout notebook")
-        from camkit.workflows.folder import run_folder
+        return explain_folder(plan, resolved)
+    if plan.shard is not None:
+        raise CamkitError("--shard splits an image folder's batches: it needs --images")
+    return explain_small(plan, resolved)
 
-        return run_folder(model, data, exp_name, method=method, options=options or {}, layer=layer, target=target,
-                          split=split, labels=labels, imagenet_labels=imagenet_labels, image_size=image_size,
-                          n_images=None if n_images in (None, "all") else int(n_images), batch_size=batch_size,
-                          save_dir=save_dir, root=root, shard=shard, n_figures=n_figures, fmt=fmt, progress=progress,
-                          overwrite=overwrite)  # loads the model itself, after hashing its file
-    if not isinstance(model, keras.Model):
-        model = load_model(model, compile=False)
-    if len(model.inputs) != 1:
-        raise CamkitError(f"model: explain needs a model with one input, this one has {len(model.inputs)}")
-    n_images = 8 if n_images is None else int(n_images)
-    if is_images:
-        size, channels = image_input(model, image_size)
-        where, folder = load_image_files(data, split, 1 if multi else n_images)
-        pre = PREPROCESSORS.get(data["preprocess"], data["preprocess"])
-        x = folder.dataset(size, batch_size=batch_size, preprocess=pre, channels=channels)
-        base = folder.root if Path(where).is_dir() else Path(where).parent
-        d = _Data("images", str(where), [p.relative_to(base).as_posix() for p in folder.files],
-                  folder.class_names or None, x, files=folder.files)
-        if folder.class_names:
-            d.extra["true_names"] = [folder.class_names[i] for i in folder.labels]
-    else:
-        if image_size is not None:
-            raise CamkitError("--image-size is for images; time series keep their length")
-        d = _load_series(data, split, 1 if multi else n_images)
-        expected = tuple(model.input_shape[1:])
-        if len(expected) != 2 or any(e is not None and e != s for e, s in zip(expected, d.x.shape[1:], strict=True)):
-            raise CamkitError(f"--dataset: the model expects inputs {expected} but {d.source} gives {d.x.shape[1:]}")
-    bar = progress if progress is not None else len(d.names) > 4 * batch_size  # a bar for long work only
-    probs = probabilities(model, d.x)
-    if len(probs) != len(d.names):
-        raise CamkitError(f"--images: {len(d.names) - len(probs)} image(s) became unreadable while explaining")
-    n_classes = probs.shape[1]
-    if not is_images and labels is None and not imagenet_labels and len(d.class_names) != n_classes:
-        raise CamkitError(f"--dataset: {d.source} has {len(d.class_names)} classes but the model has "
-                          f"{n_classes} outputs")
-    class_names = class_names_for(n_classes, labels, imagenet_labels, d.class_names)
-    if "true_names" in d.extra and set(d.extra["true_names"]) <= set(class_names):
-        d.extra["y_true"] = np.array([class_names.index(t) for t in d.extra["true_names"]])
 
-    plan, with_k = _target_plan(target, n_classes, is_images and layout == "viewer")
-    columns = [c for _, cols in plan for c in cols]
-    arrays: dict[str, Any] = {}
+def streamed(plan: ExplainPlan, resolved: Resolved) -> bool:
+    """Images explained batch by batch into the store: all of them, a shard, or a method that streams."""
+    return resolved.is_images and (plan.shard is not None or plan.n_images == "all"
+                                   or method_class(plan.method).streams)
+
+
+def layout_of(plan: ExplainPlan, images: bool) -> str:
+    """The figure layout: the plan's, else notebook for methods drawn as guided gradients or with variants."""
+    cls = method_class(plan.method)
+    layout = plan.layout or ("notebook" if images and (cls.display == "guided" or cls.variants) else "viewer")
+    multi = len(plan.layer_backcount) > 1
+    if layout == "notebook" and not images:
+        raise CamkitError("--layout notebook is for images; time series get one figure per sample")
+    if layout == "notebook" and plan.options:
+        raise CamkitError("--option: the notebook layout runs its own methods with their defaults")
+    stacked = plan.target is not None and parse_targets(plan.target).stacked
+    if layout == "notebook" and (multi or stacked):
+        raise CamkitError("--layout notebook explains one class per image at one layer: "
+                          "drop --target topK / lists / several --layer-backcount values")
+    return layout
+
+
+def load_inputs(plan: ExplainPlan, resolved: Resolved, model: keras.Model) -> Inputs:
+    n = 1 if len(plan.layer_backcount) > 1 else plan.count
+    if resolved.is_images:
+        return load_image_inputs(model, resolved.data, plan.source, n, plan.batch_size)
+    if plan.source.image_size is not None:
+        raise CamkitError("--image-size is for images; time series keep their length")
+    return load_series(resolved.data, plan.source.split, n, model)
+
+
+def class_names(plan: ExplainPlan, inputs: Inputs, n_classes: int) -> list[str]:
+    """The model's class names (``--labels``, ``--imagenet-labels``, the dataset's or the class folders')."""
+    found = inputs.extra.pop("class_names", None)
+    spec = plan.source
+    if inputs.kind == "timeseries" and spec.labels is None and not spec.imagenet_labels and len(found) != n_classes:
+        raise CamkitError(f"--dataset: {inputs.source} has {len(found)} classes but the model has {n_classes} outputs")
+    names = class_names_for(n_classes, spec.labels, spec.imagenet_labels, found)
+    if "true_names" in inputs.extra and set(inputs.extra["true_names"]) <= set(names):
+        inputs.extra["y_true"] = np.array([names.index(t) for t in inputs.extra["true_names"]])
+    return names
+
+
+def target_plan(plan: ExplainPlan, n_classes: int, viewer_images: bool) -> TargetPlan:
+    """The plan's targets; the image viewer's default is top-1, top-2, top-3 and the lowest class."""
+    if plan.target is None and viewer_images:
+        return parse_targets(f"top{min(3, n_classes)},lowest", n_classes)
+    return parse_targets(plan.target, n_classes)
+
+
+def run_method(model: keras.Model, inputs: Inputs, plan: ExplainPlan, call: dict[str, Any]) -> Explanation:
+    """One engine call on the run's inputs (``call``: method, layer, targets and options)."""
+    targets: TargetPlan = call["targets"]
+    y_true = inputs.extra.get("y_true")
+    if targets.needs_truth and y_true is None:
+        raise CamkitError("--target true: the true classes are unknown (time series know them; images need class "
+                          "folders named like the model's classes)")
+    bar = plan.progress if plan.progress is not None else len(inputs.names) > 4 * plan.batch_size
+    return explain(model, inputs.x, method=call["method"], layer=call["layer"], targets=targets,
+                   batch_size=plan.batch_size, progress=bar, y_true=y_true, **call["options"])
+
+
+def single_arrays(model, inputs: Inputs, plan: ExplainPlan, targets: TargetPlan) -> tuple[dict, FigureText]:
+    call = {"method": plan.method, "layer": plan.layer_ref, "targets": targets,
+            "options": plan.options}
+    exp = run_method(model, inputs, plan, call)
+    arrays = {"mode": "single", "maps": exp.maps, "raw": exp.raw, "layer": exp.layer or "",
+              "targets": exp.targets, "scores": exp.scores}
+    return arrays, FigureText(method_class(plan.method).title)
+
+
+def layers_arrays(model, inputs: Inputs, plan: ExplainPlan, targets: TargetPlan) -> tuple[dict, FigureText]:
+    calls = [{"method": plan.method, "layer": -b, "targets": targets, "options": plan.options}
+             for b in plan.layer_backcount]
+    per = [run_method(model, inputs, plan, call) for call in calls]
+    arrays = {"mode": "layers", "layers": [e.layer or "" for e in per], "backcounts": list(plan.layer_backcount),
+              "maps": np.stack([e.maps for e in per]), "targets": per[0].targets, "scores": per[0].scores,
+              **{f"raw_{i}": e.raw for i, e in enumerate(per)}}
+    return arrays, FigureText(method_class(plan.method).title)
+
+
+def panel_runs(model, inputs: Inputs, plan: ExplainPlan, targets: TargetPlan, notes: list[str]):
+    """(label, style, maps, raw, explanation) per notebook panel; a method that does not apply falls back."""
+    for name in method_class(plan.method).notebook_panels:
+        cls = method_class(name)
+        call = {"method": name, "layer": plan.layer_ref, "targets": targets,
+                "options": dict(cls.all_variants)}
+        suffix = ""
+        try:
+            exp = run_method(model, inputs, plan, call)
+        except MethodNotApplicable as exc:
+            if exc.fallback is None:
+                raise
+            fallback = method_class(exc.fallback)
+            notes.append(f"{exc} — {fallback.title} shown instead of {cls.title}")
+            cls, suffix = fallback, f" ({cls.title} does not apply to this model)"
+            exp = run_method(model, inputs, plan, {**call, "method": exc.fallback, "options": {}})
+        if not exp.variants:
+            yield exp.method, PanelStyle(cls.title + suffix, cls.display), exp.maps, exp.raw, exp
+            continue
+        for variant, title in cls.variants.items():
+            raw = exp.variant_raw.get(variant, exp.raw)
+            style = PanelStyle("{} ({}×{})".format(title, *raw.shape[-2:]), cls.display)
+            yield f"{exp.method}/{variant}", style, exp.variants[variant], raw, exp
+
+
+def panel_arrays(model, inputs: Inputs, plan: ExplainPlan, targets: TargetPlan,
+                 notes: list[str]) -> tuple[dict, FigureText]:
+    runs = list(panel_runs(model, inputs, plan, targets, notes))
+    arrays = {"mode": "panels", "methods": [r[0] for r in runs], "layers": [r[4].layer or "" for r in runs],
+              "maps": np.stack([r[2] for r in runs]), "targets": runs[0][4].targets, "scores": runs[0][4].scores,
+              **{f"raw_{i}": r[3] for i, r in enumerate(runs)}}
+    return arrays, FigureText(method_class(plan.method).title, tuple(r[1] for r in runs))
+
+
+def explain_small(plan: ExplainPlan, resolved: Resolved) -> ExplainResult:
+    """Explain a few samples (one image, several layers, notebook panels, series) into ``explanation.npz``."""
+    model = load_explained_model(resolved.model)
+    layout = layout_of(plan, resolved.is_images)
+    inputs = load_inputs(plan, resolved, model)
+    probs = probabilities(model, inputs.x)
+    if len(probs) != len(inputs.names):
+        raise CamkitError(f"--images: {len(inputs.names) - len(probs)} image(s) became unreadable while explaining")
+    names = class_names(plan, inputs, probs.shape[1])
+    targets = target_plan(plan, probs.shape[1], resolved.is_images and layout == "viewer")
     notes: list[str] = []
-    if multi:
-        per = [_explain(model, d.x, method, -b, plan, with_k, batch_size, bar, options or {})
-               for b in layer_backcount]
-        arrays.update(mode="layers", layers=[p["layer"] for p in per], backcounts=list(layer_backcount),
-                      maps=np.stack([p["maps"] for p in per]), **{f"raw_{i}": p["raw"] for i, p in enumerate(per)})
-        first = per[0]
+    if len(plan.layer_backcount) > 1:
+        arrays, text = layers_arrays(model, inputs, plan, targets)
     elif layout == "notebook":
-        guided = "guided-gradcam++" if method in ("gradcam++", "guided-gradcam++") else "guided-gradcam"
-        per = []
-        if method == "hires":  # image | low-res CAM | high-res CAM | refined map
-            for output in HIRES_PANELS:
-                per.append(_explain(model, d.x, method, layer, plan, False, batch_size, bar, {"output": output})
-                           | {"method": f"hires/{output}"})
-        for m in (() if method == "hires" else ("cam", "guided-backprop", guided)):
-            try:
-                per.append(_explain(model, d.x, m, layer, plan, False, batch_size, bar, {}) | {"method": m})
-            except NoCamHead as exc:
-                notes.append("the model has no GAP -> Dense head: Grad-CAM shown instead of CAM")
-                per.append(_explain(model, d.x, exc.fallback, layer, plan, False, batch_size, bar, {})
-                           | {"method": exc.fallback})
-        arrays.update(mode="panels", methods=[p["method"] for p in per], layers=[p["layer"] for p in per],
-                      maps=np.stack([p["maps"] for p in per]), **{f"raw_{i}": p["raw"] for i, p in enumerate(per)})
-        first = per[0]
+        arrays, text = panel_arrays(model, inputs, plan, targets, notes)
     else:
-        first = _explain(model, d.x, method, layer, plan, with_k, batch_size, bar, options or {})
-        arrays.update(mode="single", maps=first["maps"], raw=first["raw"], layer=first["layer"])
-    n = len(first["targets"])
-    arrays.update(method=method, targets=first["targets"], scores=first["scores"], probabilities=probs,
-                  predicted=probs.argmax(axis=1), names=d.names, indices=np.arange(n), class_names=class_names,
-                  source=d.source, **d.extra)
-    if with_k:
-        arrays["columns"] = columns
-
-    from camkit.plots.explain import build_figures
-
-    save_dir = Path(save_dir) if save_dir is not None else (
-        Path(root) / "plots" / exp_name
-        / f"explain_{method}{'_notebook' if layout == 'notebook' and method != 'hires' else ''}")
-    figures = build_figures(arrays, d, columns, fmt)
-    npz, written = _write(save_dir, arrays, figures, progress)
-    if show:
-        _show([build for _, build in figures[:MAX_SHOWN]])
+        arrays, text = single_arrays(model, inputs, plan, targets)
+    n = len(inputs.names)
+    arrays.update(method=plan.method, probabilities=probs, predicted=probs.argmax(axis=1), names=inputs.names,
+                  indices=np.arange(n), class_names=names, source=inputs.source, **inputs.extra)
+    if targets.stacked:
+        arrays["columns"] = targets.names
+    save_dir = plan.save_dir if plan.save_dir is not None else default_dir(plan, resolved.name, layout)
+    record = {"settings": settings_of(plan, layout), "inputs": {"model": model_id(resolved.model),
+                                                                  "data": inputs_digest(inputs, resolved)}}
+    figures = build_figures(arrays, inputs, targets.names, plan.fmt, text)
+    npz, written = write(Path(save_dir), arrays, record, figures, plan.progress)
+    if plan.show:
+        show([build for _, build in figures[:MAX_SHOWN]])
     layers = list(dict.fromkeys(str(x) for x in arrays.get("layers", [arrays.get("layer", "")]) if x))
-    methods = [str(m) for m in arrays.get("methods", [method])]
-    return ExplainResult(save_dir, npz, written, d.kind, n, methods, layers, d.source, notes)
+    return ExplainResult(Path(save_dir), npz, written, inputs.kind, n, [str(m) for m in arrays.get(
+        "methods", [plan.method])], layers, inputs.source, notes)
 
 
-def _write(save_dir: Path, arrays: dict, figures: list[tuple[str, Callable]], progress: bool | None):
+def default_dir(plan: ExplainPlan, name: str, layout: str) -> Path:
+    """``ROOT/plots/<exp>/explain_<method>[_notebook]`` (no suffix when the notebook draws the method's variants)."""
+    cls = method_class(plan.method)
+    notebook = layout == "notebook" and not cls.variants
+    return Path(plan.source.root) / "plots" / name / f"explain_{plan.method}{'_notebook' if notebook else ''}"
+
+
+def settings_of(plan: ExplainPlan, layout: str) -> dict[str, Any]:
+    return {"method": plan.method, "options": plan.options, "layer": plan.layer, "target": plan.target,
+            "layer_backcount": list(plan.layer_backcount), "layout": layout, "n_images": plan.n_images,
+            "batch_size": plan.batch_size, "split": plan.source.split}
+
+
+def inputs_digest(inputs: Inputs, resolved: Resolved) -> str:
+    """The digest of the image files explained, or of the time-series dataset's folder."""
+    if inputs.files:
+        return files_digest(inputs.files)
+    from camkit.data.timeseries import resolve_dataset_dir
+
+    return folder_digest(resolve_dataset_dir(resolved.data["dataset"], resolved.data["root"]))
+
+
+def write(save_dir: Path, arrays: dict, record: dict, figures: list[tuple[str, Callable]],
+          progress: bool | None) -> tuple[Path, list[Path]]:
+    """``explanation.npz`` through the store, then the figures; a previous run's other figures are removed."""
     from tqdm.auto import tqdm
 
-    from camkit.io import atomic_path
     from camkit.plots import save_figure
 
     ours = (save_dir / "explanation.npz").is_file()
-    npz = save_dir / "explanation.npz"
-    with atomic_path(npz) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
+    npz = MapStore(save_dir).write_explanation(arrays, record)
     written = []
     bar = tqdm(figures, desc="figures", unit="figure", leave=False, disable=progress is False or len(figures) < 10)
     for name, build in bar:
@@ -324,7 +267,7 @@ def _write(save_dir: Path, arrays: dict, figures: list[tuple[str, Callable]], pr
     return npz, written
 
 
-def _show(builders: list[Callable]) -> None:
+def show(builders: list[Callable]) -> None:
     """Open the figures in an interactive window (camkit.plots selects Agg, so switch back if possible)."""
     import matplotlib
     import matplotlib.pyplot as plt

@@ -1,9 +1,10 @@
-"""Where ``camkit explain`` and ``camkit eval-localization`` get their inputs: model, data, image files, classes."""
+"""Where explain and evaluation runs get their inputs: the model, the data, image files and class names."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,54 @@ import keras
 import numpy as np
 
 from camkit.errors import CamkitError
+
+PREPROCESS = ("rescale", "vgg16", "none")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """The model and data a run asks for: a model file, or an experiment (``config`` / ``experiment``) whose
+    model and dataset are the defaults; a time-series ``dataset`` or ``images`` replace its data."""
+
+    model: str | Path | keras.Model | None = None
+    config: Path | None = None
+    experiment: str | None = None
+    dataset: str | None = None
+    images: Path | None = None
+    data_root: str | None = None
+    split: str = "test"
+    preprocess: str | None = None
+    image_size: int | None = None
+    labels: Path | None = None
+    imagenet_labels: bool = False
+    root: Path = Path(".")
+
+
+@dataclass
+class Resolved:
+    """A source with its defaults filled in: the model (a path or a model), the experiment name, the data keys."""
+
+    model: Any
+    name: str
+    data: dict[str, Any]
+
+    @property
+    def is_images(self) -> bool:
+        return self.data.get("kind") == "images"
+
+
+@dataclass
+class Inputs:
+    """The samples of one run: names, the model inputs (an array or a dataset of image batches), and what is known
+    about them (image files, series values, true classes)."""
+
+    kind: str  # "timeseries" | "images"
+    source: str
+    names: list[str]
+    x: Any
+    series: np.ndarray | None = None
+    files: list[Path] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # y_true, true_names, split
 
 
 def _read_manifest_data(root: Path, name: str) -> dict:
@@ -20,10 +69,13 @@ def _read_manifest_data(root: Path, name: str) -> dict:
     return {}
 
 
-def resolve_source(model, config, experiment, dataset, images, data_root, preprocess, root) -> tuple[Any, str, dict]:
-    """(model or model path, experiment name, data defaults) from the options."""
+def resolve_source(spec: SourceSpec) -> Resolved:
+    """The model (or its path), the experiment name and the data keys of a source, defaults filled in."""
     from camkit.config import load_config
     from camkit.workflows.results import RunDirs
+
+    model, config, experiment, dataset, images = spec.model, spec.config, spec.experiment, spec.dataset, spec.images
+    root = spec.root
 
     if config is not None and experiment is not None:
         raise CamkitError("give -c/--config or --experiment, not both")
@@ -54,9 +106,11 @@ def resolve_source(model, config, experiment, dataset, images, data_root, prepro
                 "images": images}
         if dataset is not None:
             data.pop("preprocess", None)
-    data["root"] = data_root or data.get("root") or "data"
-    data["preprocess"] = preprocess or data.get("preprocess") or "rescale"
-    return model, exp, data
+    data["root"] = spec.data_root or data.get("root") or "data"
+    data["preprocess"] = spec.preprocess or data.get("preprocess") or "rescale"
+    if data["preprocess"] not in PREPROCESS:
+        raise CamkitError(f"--preprocess: choose one of {', '.join(PREPROCESS)}, not {data['preprocess']!r}")
+    return Resolved(model, exp, data)
 
 
 def load_image_files(data: dict, split: str, n: int):
@@ -110,3 +164,55 @@ def probabilities(model: keras.Model, x: Any) -> np.ndarray:
         return out.astype(np.float32)
     e = np.exp(out - out.max(axis=1, keepdims=True))
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def model_id(model: Any) -> str:
+    """A model file's digest (the same weights under any path), or an in-memory model's name."""
+    from camkit.workflows.store import file_digest
+
+    if isinstance(model, (str, Path)):
+        if not Path(model).is_file():
+            raise CamkitError(f"{model}: model file not found")
+        return file_digest(model)
+    return f"model:{model.name}"
+
+
+def load_explained_model(model: Any) -> keras.Model:
+    """The model to explain (loaded from its file if needed); it must have one input."""
+    from camkit.models.saving import load_model
+
+    if not isinstance(model, keras.Model):
+        model = load_model(model, compile=False)
+    if len(model.inputs) != 1:
+        raise CamkitError(f"model: explain needs a model with one input, this one has {len(model.inputs)}")
+    return model
+
+
+def load_series(data: dict, split: str, n: int | None, model: keras.Model) -> Inputs:
+    """The first ``n`` series of a split, checked against the model's input shape."""
+    from camkit.data.timeseries import load_timeseries
+
+    ds = load_timeseries(data["dataset"], data["root"], znorm=bool(data.get("znorm")))
+    x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
+    n = len(x) if n is None else min(n, len(x))
+    expected = tuple(model.input_shape[1:])
+    if len(expected) != 2 or any(e is not None and e != s for e, s in zip(expected, x.shape[1:], strict=True)):
+        raise CamkitError(f"--dataset: the model expects inputs {expected} but {ds.name} gives {x.shape[1:]}")
+    return Inputs("timeseries", ds.name, [f"{split}[{i}]" for i in range(n)], x[:n], series=x[:n],
+                  extra={"y_true": y[:n], "split": split, "class_names": list(ds.labels)})
+
+
+def load_image_inputs(model: keras.Model, data: dict, spec: SourceSpec, n: int | None, batch_size: int) -> Inputs:
+    """The first ``n`` image files of the source as a dataset of model-ready batches."""
+    from camkit.data.splits import PREPROCESSORS
+
+    size, channels = image_input(model, spec.image_size)
+    where, folder = load_image_files(data, spec.split, 2**62 if n is None else n)
+    pre = PREPROCESSORS.get(data["preprocess"], data["preprocess"])
+    x = folder.dataset(size, batch_size=batch_size, preprocess=pre, channels=channels)
+    base = folder.root if Path(where).is_dir() else Path(where).parent
+    inputs = Inputs("images", str(where), [p.relative_to(base).as_posix() for p in folder.files], x,
+                    files=folder.files, extra={"class_names": folder.class_names or None})
+    if folder.class_names:
+        inputs.extra["true_names"] = [folder.class_names[i] for i in folder.labels]
+    return inputs

@@ -240,9 +240,11 @@ def test_imagenet_labels_and_image_experiment_config(images, tmp_path):
 
 def test_python_api_returns_paths(gp, data_root, tmp_path):
     from camkit.workflows.explain import explain_to_dir
+    from camkit.workflows.plan import ExplainPlan
+    from camkit.workflows.sources import SourceSpec
 
-    result = explain_to_dir(gp / "models" / "gp" / "best.keras", dataset="GunPoint", data_root=data_root,
-                            n_images=2, method="cam", save_dir=tmp_path, progress=False)
+    source = SourceSpec(gp / "models" / "gp" / "best.keras", dataset="GunPoint", data_root=str(data_root))
+    result = explain_to_dir(ExplainPlan(source, n_images=2, method="cam", save_dir=tmp_path, progress=False))
     assert result.npz == tmp_path / "explanation.npz" and result.layers == ["block3_relu"]
     assert sorted(p.name for p in result.figures) == ["series_0.png", "series_1.png", "series_grid.png"]
     assert all(p.is_file() for p in result.figures)

@@ -1,0 +1,92 @@
+"""What ``camkit explain`` is asked to do (an :class:`ExplainPlan`) and what it did (an :class:`ExplainResult`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from camkit.errors import CamkitError
+from camkit.methods import DEFAULT_METHOD, method_class
+from camkit.workflows.sources import SourceSpec
+
+FORMATS = ("png", "pdf", "svg")
+LAYOUTS = ("viewer", "notebook")
+
+
+@dataclass(frozen=True)
+class ExplainPlan:
+    """One explain run: the inputs (``source``), the method and its options, the targets and the outputs.
+
+    ``layer_backcount``: conv layers counted from the end (1 = last); several explain the first sample at each.
+    ``layout``: images only, ``viewer`` (top-1..3 + lowest) or ``notebook`` (the method's notebook panels).
+    ``n_images``: a count (default 8) or ``"all"`` (a whole image folder, batch by batch into the store).
+    ``shard``: ``"i/n"``, whole-folder runs only. ``n_figures``: whole-folder figures for the first images.
+    """
+
+    source: SourceSpec = field(default_factory=SourceSpec)
+    method: str = DEFAULT_METHOD
+    options: dict[str, Any] = field(default_factory=dict)
+    layer: str | int | None = None
+    layer_backcount: tuple[int, ...] = ()
+    n_images: int | str | None = None
+    target: str | int | None = None
+    layout: str | None = None
+    batch_size: int = 32
+    save_dir: Path | None = None
+    fmt: str = "png"
+    show: bool = False
+    progress: bool | None = None
+    shard: str | None = None
+    n_figures: int = 8
+    overwrite: bool = False
+
+    @property
+    def layer_ref(self) -> str | int | None:
+        """``--layer`` with ``-N`` as an int (N-th conv from the end), or the single ``--layer-backcount``."""
+        if len(self.layer_backcount) == 1:
+            return -self.layer_backcount[0]
+        layer = self.layer
+        if isinstance(layer, str) and re.fullmatch(r"-\d+", layer.strip()):
+            return int(layer)
+        return layer
+
+    @property
+    def count(self) -> int | None:
+        """How many samples to explain; None for all."""
+        return None if self.n_images == "all" else 8 if self.n_images is None else int(self.n_images)
+
+
+def check_plan(plan: ExplainPlan) -> None:
+    """Option errors that need no file: one clear line each."""
+    method_class(plan.method)  # an unknown method names the choices
+    n = plan.n_images
+    checks = [
+        (plan.fmt in FORMATS, f"--format: choose one of {', '.join(FORMATS)}, not {plan.fmt!r}"),
+        (plan.source.split in ("test", "train"), f"--split: choose test or train, not {plan.source.split!r}"),
+        (plan.layout in (None, *LAYOUTS), f"--layout: choose viewer or notebook, not {plan.layout!r}"),
+        (n in (None, "all") or (str(n).isdigit() and int(n) >= 1),
+         f"--n-images: expected a positive count or all, not {n!r}"),
+        (plan.batch_size >= 1, "--batch-size must be at least 1"),
+        (all(b >= 1 for b in plan.layer_backcount), "--layer-backcount counts conv layers from 1 (the last)"),
+        (plan.layer is None or not plan.layer_backcount, "give --layer or --layer-backcount, not both"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise CamkitError(message)
+
+
+@dataclass
+class ExplainResult:
+    """What an explain run wrote and a summary of it."""
+
+    save_dir: Path
+    npz: Path
+    figures: list[Path]
+    kind: str  # "timeseries" | "images"
+    n: int
+    methods: list[str]  # the requested method, or the notebook layout's panels
+    layers: list[str]
+    source: str
+    notes: list[str] = field(default_factory=list)
