@@ -67,7 +67,7 @@ class MapBatch:
     skipped: frozenset[str] = frozenset()
     model: Any = None
     inputs: np.ndarray | None = None
-    _boxes: dict[tuple[int, int], Box] = field(default_factory=dict, compare=False, repr=False)
+    _boxes: dict[tuple[int, int], Box] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def column(self, name: str) -> int | None:
         """The index of map column ``name`` (``top1``, ``true``, ...), or None when the run has none."""
