@@ -44,13 +44,14 @@ def ensure_model(root: Path) -> Path:
 
 
 def evaluate(method: str, args: argparse.Namespace) -> tuple[dict, float]:
-    from camkit.workflows.localization import eval_localization
+    from camkit.workflows.localization import EvalRun, MapsSource, TruthFiles, eval_localization
 
     options = {"augmented-gradcam": {"n_augment": args.n_augment, "aggregate": "all"},
                "hires": {"output": "all"}}.get(method, {})
     start = time.perf_counter()
-    result = eval_localization(method=method, config=HIRES_CONFIG if method == "hires" else CONFIG, root=args.root,
-                               options=options, target="top1,true" if method == "hires" else None, overwrite=True)
+    source = MapsSource(method=method, config=HIRES_CONFIG if method == "hires" else CONFIG, options=options,
+                        target="top1,true" if method == "hires" else None)
+    result = eval_localization(source, TruthFiles(), EvalRun(root=args.root, overwrite=True))
     return result["summary"], time.perf_counter() - start
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from camkit.cli.app import main
 from camkit.cli.options import config_option, method_options
+
+if TYPE_CHECKING:
+    from camkit.metrics import Metric
 
 
 @main.command("eval-localization")
@@ -52,20 +56,29 @@ def eval_localization(model_path: Path | None, config_path: Path | None, option:
       camkit eval-localization --maps plots/vgg/explain_augmented-gradcam --annotations val_xml/ --imagenet \\
           --skip blacklist.txt
     """
-    from camkit.workflows.localization import eval_localization as run
+    from camkit.workflows import localization as workflow
 
-    result = run(model=model_path, config=config_path, options=method_options(option),
-                 progress=False if no_progress else None, **kw)
+    source = workflow.MapsSource(model=model_path, config=config_path, options=method_options(option),
+                        **{k: kw.pop(k) for k in ("maps", "method", "experiment", "images", "data_root", "target",
+                                                  "batch_size", "image_size", "preprocess")})
+    files = workflow.TruthFiles(**{k: kw.pop(k) for k in ("annotations", "imagenet", "synsets", "clsloc", "skip")})
+    result = workflow.eval_localization(source, files, workflow.EvalRun(progress=False if no_progress else None, **kw))
     click.echo(f"evaluated {len(result['computed'])} of {len(result['batches'])} batch(es) of {result['maps']}")
     if not result["complete"]:
         click.echo(f"not every batch is evaluated yet ({result['n_batches']} in all): merge the shards' "
                    "batches/ and eval/ folders, then run again without --shard for the summary")
         return
-    click.echo(f"{'variant':<10} {'top-1 loc err':>13} {'top-5 loc err':>13} {'GT-known':>9} {'MaxBoxAcc':>9} "
-               f"{'pointing':>9}  images")
-    for variant, s in result["summary"].items():
-        click.echo(f"{variant:<10} {s['top1_loc_error']:>13.3f} {s['top5_loc_error']:>13.3f} "
-                   f"{s['gt_known_loc_accuracy']:>9.3f} {s['max_box_acc']:>9.3f} {s['pointing_game']:>9.3f}  "
-                   f"{s['n_images']}")
+    for line in summary_table(result["summary"], result["metrics"]):
+        click.echo(line)
     click.echo(f"results: {result['out']} (summary.json, per_image.csv, submissions/, "
                f"{len(result['figures'])} figures)")
+
+
+def summary_table(summary: dict[str, dict[str, Any]], metrics: Sequence[type[Metric]]) -> list[str]:
+    """One line per variant: the metrics' table columns (``Metric.table``) and the number of images."""
+    columns = [(key, header, max(len(header), 9)) for cls in metrics for key, header in cls.table]
+    lines = [" ".join([f"{'variant':<10}", *(f"{header:>{w}}" for _, header, w in columns)]) + "  images"]
+    for variant, s in summary.items():
+        lines.append(" ".join([f"{variant:<10}", *(f"{s[key]:>{w}.3f}" for key, _, w in columns)])
+                     + f"  {s['n_images']}")
+    return lines

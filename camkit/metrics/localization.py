@@ -263,48 +263,6 @@ def pointing_game(maps: Mapping[str, Any], annotations: Mapping[str, Annotation]
     return _accuracy(records, "hit")
 
 
-class _Metric:
-    """Quantus-style metric: states what it needs and its direction; options set once, data per call."""
-
-    higher_is_better: bool
-    needs: tuple[str, ...]
-    function: Any
-
-    def __init__(self, **options: Any) -> None:
-        self.options = options
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return type(self).function(*args, **{**self.options, **kwargs})
-
-
-class TopKLocalizationError(_Metric):
-    """ILSVRC top-k localization error (:func:`localization_errors`); options ``k``, ``iou``, ``class_map``."""
-    higher_is_better = False
-    needs = ("boxes", "labels", "annotations")
-    function = staticmethod(localization_errors)
-
-
-class GTKnownAccuracy(_Metric):
-    """GT-known localization accuracy (:func:`gt_known_accuracy`); options ``threshold``, ``iou``."""
-    higher_is_better = True
-    needs = ("maps_for_gt_class", "annotations", "geometry")
-    function = staticmethod(gt_known_accuracy)
-
-
-class MaxBoxAcc(_Metric):
-    """MaxBoxAcc / MaxBoxAccV2 (:func:`max_box_acc`); options ``version``, ``thresholds``, ``iou``."""
-    higher_is_better = True
-    needs = ("maps_for_gt_class", "annotations", "geometry")
-    function = staticmethod(max_box_acc)
-
-
-class PointingGame(_Metric):
-    """Pointing game (:func:`pointing_game`); option ``tolerance``."""
-    higher_is_better = True
-    needs = ("maps", "annotations", "geometry")
-    function = staticmethod(pointing_game)
-
-
 def submission_lines(file_names: Sequence[str], guesses: Mapping[str, Sequence[Guess]] | Sequence[Sequence[Guess]],
                      class_map: ClassMap) -> list[str]:
     """ILSVRC CLS-LOC submission lines: sorted by file name, ``id xmin ymin xmax ymax`` groups (1 to 5).

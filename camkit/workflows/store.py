@@ -220,9 +220,12 @@ class MapStore:
             raise CamkitError(f"{path}: not a readable batch file ({exc})") from None
 
     def batch_digest(self, b: int) -> str:
-        """The recorded digest of batch ``b`` (checked), for results computed from it."""
-        self.read(b)
-        return self.recorded(b)[0]
+        """The digest of batch ``b`` (checked against the recorded one), for results computed from it."""
+        record = self.recorded(b)
+        if not self.path(b).is_file() or record is None or file_digest(self.path(b)) != record[0]:
+            raise CamkitError(f"{self.path(b)}: missing, or not the file its digest was recorded for; finish (or "
+                              "merge the shards of) the run that writes it, or rerun it to recompute the batch")
+        return record[0]
 
     def n_batches(self) -> int:
         settings = self.run()["settings"]

@@ -11,10 +11,6 @@ from skimage.transform import resize
 from camkit.data.boxes import Annotation, Box, ClassMap, SkipList
 from camkit.errors import CamkitError
 from camkit.metrics.localization import (
-    GTKnownAccuracy,
-    MaxBoxAcc,
-    PointingGame,
-    TopKLocalizationError,
     gt_known_accuracy,
     iou_inclusive,
     localization_errors,
@@ -77,8 +73,7 @@ def test_top5_rescues_a_top1_miss() -> None:
     result = localization_errors(preds, anns)
     assert result.errors == {1: 1.0, 5: 0.5}
     assert [r["first_correct_rank"] for r in result.records] == [3, 0]
-    assert TopKLocalizationError(k=(1, 2, 3))(preds, anns).errors == {1: 1.0, 2: 1.0, 3: 0.5}
-    assert TopKLocalizationError.higher_is_better is False
+    assert localization_errors(preds, anns, k=(1, 2, 3)).errors == {1: 1.0, 2: 1.0, 3: 0.5}
 
 
 def test_skip_list_leaves_the_denominator() -> None:
@@ -231,7 +226,7 @@ def test_gt_known_accuracy_with_preprocessing() -> None:
     maps = {"a": _core_halo(0.1), "b": _core_halo(0.1)}
     result = gt_known_accuracy(maps, anns, Preprocessing(40))
     assert result.value == 0.5 and [r["correct"] for r in result.records] == [True, False]
-    assert GTKnownAccuracy(threshold=0.05)(maps, anns).value == 0.5  # now b is right and a is wrong
+    assert gt_known_accuracy(maps, anns, threshold=0.05).value == 0.5  # now b is right and a is wrong
     assert [r["iou"] for r in gt_known_accuracy(maps, anns, threshold=0.05).records] == [100 / 900, 1.0]
 
 
@@ -248,8 +243,7 @@ def test_max_box_acc_best_threshold_is_known() -> None:
     assert result.best_thresholds[0.5] == pytest.approx(0.61)
     acc = result.accuracy[0]
     assert acc[30] == pytest.approx(1 / 3) and acc[31] == 0.0 and acc[51] == pytest.approx(1 / 3)
-    assert MaxBoxAcc(thresholds=[0.2, 0.7])(maps, anns).value == pytest.approx(2 / 3)
-    assert MaxBoxAcc.higher_is_better is True
+    assert max_box_acc(maps, anns, thresholds=[0.2, 0.7]).value == pytest.approx(2 / 3)
 
 
 def test_max_box_acc_v2_uses_every_component_and_three_ious() -> None:
@@ -274,7 +268,7 @@ def test_pointing_game_hit_miss_and_tolerance() -> None:
     m2 = np.zeros((50, 50))
     m2[40, 40] = 1.0  # (41, 41): sqrt(11^2 + 11^2) = 15.56 px from n1's corner
     assert pointing_game({"a": m2}, anns, labels=n1).value == 0.0
-    assert PointingGame(tolerance=16)({"a": m2}, anns, labels=n1).value == 1.0
+    assert pointing_game({"a": m2}, anns, labels=n1, tolerance=16).value == 1.0
     assert pointing_game({"a": m}, anns, labels={"a": "n2"}).records[0]["distance"] == pytest.approx(17 ** 0.5)
     assert pointing_game({"a": m}, anns, labels={"a": "n2"}, tolerance=4).value == 0.0
     assert pointing_game({"a": m}, anns, labels={"a": "n2"}, tolerance=4.2).value == 1.0

@@ -13,11 +13,12 @@ import pytest
 from helpers import invoke, ok
 
 import camkit
-from camkit.data.boxes import ClassMap, load_annotations, read_voc_xml
+from camkit.data.boxes import ClassMap, load_annotations, read_skip_list, read_voc_xml
 from camkit.errors import CamkitError
+from camkit.metrics import BoxSettings, MapBatch, Metric, metric_classes, register_metric, unregister_metric
 from camkit.metrics.localization import iou_inclusive
 from camkit.metrics.map_boxes import Preprocessing, box_from_map
-from camkit.workflows.localization import EvalSettings, evaluate_folder
+from camkit.workflows.evaluate import GroundTruth, evaluate_folder
 
 XML = """<annotation><filename>{name}.png</filename><size><width>{w}</width><height>{h}</height><depth>3</depth></size>
 <object><name>{label}</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox>
@@ -53,14 +54,17 @@ def hand_made(tmp_path) -> tuple[Path, dict]:
              columns=["top1", "top2", "true"], targets=[[0, 1, 0], [1, 0, 1], [0, 2, 2]], scores=np.zeros((3, 3)),
              variants=["gradcam"], maps_gradcam=maps, class_names=["a", "b", "c"], layer="conv")
     (run / "run.json").write_text(json.dumps({"n_images": 3, "batch_size": 3, "files_sha1": "x", "options": {},
-                                              "method": "gradcam"}))
+                                              "method": "gradcam", "class_names": ["a", "b", "c"]}))
     return run, load_annotations(ann_dir)
+
+
+def truth(annotations, skip=None) -> GroundTruth:
+    return GroundTruth(annotations, ClassMap.from_names(["a", "b", "c"]), BoxSettings(threshold=0.5), skip)
 
 
 def test_hand_made_batch_gives_the_known_scores(hand_made, tmp_path) -> None:
     run, annotations = hand_made
-    result = evaluate_folder(run, tmp_path / "out", annotations, ClassMap.from_names(["a", "b", "c"]),
-                             EvalSettings(threshold=0.5))
+    result = evaluate_folder(run, tmp_path / "out", truth(annotations))
     s = result["summary"]["gradcam"]
     assert s["n_images"] == 3 and s["top1_cls_error"] == pytest.approx(1 / 3)
     assert s["top1_loc_error"] == pytest.approx(2 / 3)  # only img0
@@ -81,10 +85,7 @@ def test_skip_list_leaves_images_out(hand_made, tmp_path) -> None:
     run, annotations = hand_made
     skip = tmp_path / "skip.txt"
     skip.write_text("img1\n")
-    from camkit.data.boxes import read_skip_list
-
-    result = evaluate_folder(run, tmp_path / "out", annotations, ClassMap.from_names(["a", "b", "c"]),
-                             EvalSettings(threshold=0.5), read_skip_list(skip))
+    result = evaluate_folder(run, tmp_path / "out", truth(annotations, read_skip_list(skip)))
     s = result["summary"]["gradcam"]
     assert (s["n_images"], s["n_skipped"]) == (2, 1)
     assert s["top1_loc_error"] == pytest.approx(1 / 2) and s["gt_known_loc_accuracy"] == 1.0
@@ -98,7 +99,57 @@ def test_maps_without_a_true_column_are_refused(hand_made, tmp_path) -> None:
     arrays["columns"] = np.array(["top1", "top2", "top3"])
     np.savez(path, **arrays)
     with pytest.raises(CamkitError, match="columns top1 and true"):
-        evaluate_folder(run, tmp_path / "out", annotations, ClassMap.from_names(["a", "b", "c"]), EvalSettings(0.5))
+        evaluate_folder(run, tmp_path / "out", truth(annotations))
+
+
+class MeanInBox(Metric):
+    """A toy plugin: the mean of the top-1 map (at the original size) inside the image's ground-truth boxes."""
+
+    name = "mean-in-box"
+    needs = ("maps", "boxes")
+    summary_keys = ("mean_in_box",)
+    columns = ("mean_in_box",)
+    table = (("mean_in_box", "in-box"),)
+
+    def evaluate_batch(self, batch: MapBatch) -> dict:
+        records = []
+        for j in batch.kept:
+            m = batch.original_map(j, batch.require("top1"))
+            inside = np.zeros(m.shape, bool)
+            for box in batch.annotation(j).boxes():
+                inside[box.ymin - 1:box.ymax, box.xmin - 1:box.xmax] = True
+            records.append({"mean_in_box": float(m[inside].mean())})
+        return {"records": records}
+
+    def summarise(self, parts) -> dict:
+        values = [r["mean_in_box"] for part in parts for r in part["records"]]
+        return {"mean_in_box": sum(values) / len(values)}
+
+
+def test_a_registered_metric_reaches_the_csv_the_summary_and_the_table(hand_made, tmp_path) -> None:
+    run, _ = hand_made
+    out = tmp_path / "out"
+    args = ("eval-localization", "--maps", run, "--annotations", tmp_path / "xml", "--threshold", "0.5", "--out", out,
+            "--no-progress")
+    register_metric(MeanInBox)
+    try:
+        result = ok(*args)
+    finally:
+        unregister_metric(MeanInBox.name)
+    assert "mean-in-box" not in [cls.name for cls in metric_classes()]
+    # img0's top-1 box (3..10)^2 holds the upsampled blob: (0.75 + 6 + 0.75)^2 / 64; img1's and img2's maps are 0
+    rows = list(csv.DictReader((out / "per_image.csv").open()))
+    assert list(rows[0])[-2:] == ["pointing_hit", "mean_in_box"]
+    assert [float(r["mean_in_box"]) for r in rows] == [56.25 / 64, 0.0, 0.0]
+    summary = json.loads((out / "summary.json").read_text())["variants"]["gradcam"]
+    assert summary["mean_in_box"] == pytest.approx(56.25 / 64 / 3)
+    assert summary["top1_loc_error"] == pytest.approx(2 / 3)  # the other metrics as before
+    header, line = result.output.splitlines()[1:3]
+    assert header.split() == ["variant", "top-1", "loc", "err", "top-5", "loc", "err", "GT-known", "MaxBoxAcc",
+                              "pointing", "in-box", "images"]
+    assert line.split() == ["gradcam", "0.667", "0.333", "0.667", "0.667", "0.667", "0.293", "3"]
+    refused = invoke(*args)  # the same folder, now without the toy metric: other settings
+    assert refused.exit_code == 2 and "other settings (metrics)" in refused.output
 
 
 # ------------------------------------------------------------------------------------- end to end

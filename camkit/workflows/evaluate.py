@@ -1,0 +1,180 @@
+"""Run the registered metric plugins (:mod:`camkit.metrics.base`) over every stored batch and map variant.
+
+The maps come from a whole-folder ``camkit explain`` run (``MAPS/run.json``, ``MAPS/batches/batch_*.npz``: names,
+top5, columns, targets, variants, ``maps_<variant>`` (B, K, H, W)). Each batch file is evaluated into
+``OUT/eval/batch_BBBBB.json`` (written atomically, skipped when present: resume; ``--shard i/n`` evaluates only
+batches ``b mod n = i``) holding, per variant, the identity of each scored image and every metric's part; once
+every batch is evaluated the summary is built from those files, so merged shards give exactly the unsharded
+result. Outputs: ``OUT/summary.json`` (per variant ``n_images``, ``n_skipped`` and each metric's summary keys),
+``OUT/per_image.csv`` (the identity columns :data:`IDENTITY`, then each metric's columns) and each metric's own
+files (the submissions of the localization error).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from camkit.data.boxes import Annotation, ClassMap, SkipList, image_id
+from camkit.errors import CamkitError
+from camkit.metrics import BoxSettings, MapBatch, Metric, select_metrics
+from camkit.metrics.map_boxes import Preprocessing
+from camkit.workflows.store import MapStore, Shard, as_json, run_batches
+
+IDENTITY = ("variant", "image", "name", "true_label", "top1_label", "xmin", "ymin", "xmax", "ymax")
+AVAILABLE = ("maps", "boxes", "labels")  # what a map store with annotations and a true column gives
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """What the maps are scored against: annotations keyed by image id, the class map, box settings, skips."""
+
+    annotations: Mapping[str, Annotation]
+    class_map: ClassMap
+    settings: BoxSettings
+    skip: SkipList | None = None
+
+    def skipped(self) -> frozenset[str]:
+        return frozenset() if self.skip is None else self.skip.resolve(self.annotations.keys())
+
+
+def map_batches(arrays: Mapping[str, np.ndarray], truth: GroundTruth,
+                skipped: frozenset[str] = frozenset()) -> Iterator[MapBatch]:
+    """One :class:`MapBatch` per map variant of a batch file's arrays (checked: columns, annotations, sizes)."""
+    names = tuple(str(n) for n in arrays["names"])
+    columns = tuple(str(c) for c in arrays["columns"])
+    if "top1" not in columns or "true" not in columns:
+        raise CamkitError("the maps need columns top1 and true (explain with --target top1,true or top5,true)")
+    missing = [n for n in names if image_id(n) not in truth.annotations]
+    if missing:
+        raise CamkitError(f"no annotation for image {missing[0]!r} (annotations are keyed by file stem)")
+    geometry = Preprocessing(tuple(arrays[f"maps_{arrays['variants'][0]}"].shape[-2:]))
+    for variant in (str(v) for v in arrays["variants"]):
+        batch = MapBatch(variant, names, arrays[f"maps_{variant}"].astype(np.float32), columns,
+                         np.asarray(arrays["targets"]), np.asarray(arrays["top5"]), truth.class_map, truth.settings,
+                         truth.annotations, geometry, skipped)
+        for j in range(len(names)):
+            batch.geometry_of(j)  # every image's annotation has its size
+        yield batch
+
+
+def identity(batch: MapBatch) -> list[dict[str, Any]]:
+    """The fixed per-image columns of the kept images: id, name, true and top-1 labels, the top-1 map's box."""
+    top1 = batch.require("top1")
+    return [{"image": image_id(batch.names[j]), "name": batch.names[j], "true_label": batch.true_label(j),
+             "top1_label": batch.class_map.label(int(batch.top5[j, 0])),
+             **dict(zip(IDENTITY[5:], batch.box(j, top1).as_tuple(), strict=True))} for j in batch.kept]
+
+
+def evaluate_batch(arrays: Mapping[str, np.ndarray], truth: GroundTruth, metrics: Sequence[type[Metric]],
+                   skipped: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Per variant: the kept images' identity, the number skipped and each metric's part (JSON-able)."""
+    out: dict[str, Any] = {}
+    for batch in map_batches(arrays, truth, skipped):
+        parts = {}
+        for cls in metrics:
+            part = cls().evaluate_batch(batch)
+            if cls.columns and len(part["records"]) != len(batch.kept):
+                raise RuntimeError(f"metric {cls.name}: {len(part['records'])} records for {len(batch.kept)} images")
+            parts[cls.name] = part
+        out[batch.variant] = {"images": identity(batch), "n_skipped": len(batch.names) - len(batch.kept),
+                              "metrics": parts}
+    return out
+
+
+def summarise(parts: Sequence[dict[str, Any]], metrics: Sequence[type[Metric]]) -> dict[str, Any]:
+    """The summary per variant from every batch's :func:`evaluate_batch` output."""
+    summary: dict[str, Any] = {}
+    for variant in parts[0]:
+        mine = [part[variant] for part in parts]
+        n = sum(len(p["images"]) for p in mine)
+        if n == 0:
+            raise CamkitError("no images to evaluate: every image is skipped")
+        summary[variant] = {"n_images": n, "n_skipped": sum(p["n_skipped"] for p in mine)}
+        for cls in metrics:
+            summary[variant].update(cls().summarise([p["metrics"][cls.name] for p in mine]))
+    return summary
+
+
+def csv_fields(metrics: Sequence[type[Metric]]) -> tuple[str, ...]:
+    """per_image.csv's columns: the identity columns, then each metric's."""
+    return IDENTITY + tuple(c for cls in metrics for c in cls.columns)
+
+
+def per_image_rows(parts: Sequence[dict[str, Any]], variant: str,
+                   metrics: Sequence[type[Metric]]) -> Iterator[dict[str, Any]]:
+    """The CSV rows of one variant, batch by batch."""
+    for part in parts:
+        mine = part[variant]
+        records = [mine["metrics"][cls.name]["records"] for cls in metrics if cls.columns]
+        for j, image in enumerate(mine["images"]):
+            row = {"variant": variant, **image}
+            for per_metric in records:
+                row.update(per_metric[j])
+            yield row
+
+
+def write_outputs(out: Path, parts: Sequence[dict[str, Any]], summary: dict[str, Any],
+                  metrics: Sequence[type[Metric]], class_map: ClassMap, extra: dict[str, Any]) -> list[Path]:
+    """summary.json, per_image.csv and each metric's files per variant, each written atomically."""
+    from camkit.io import atomic_write_json, atomic_write_text
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, csv_fields(metrics), lineterminator="\n")
+    writer.writeheader()
+    for variant in summary:
+        writer.writerows(per_image_rows(parts, variant, metrics))
+    written = [atomic_write_json(out / "summary.json", {**extra, "variants": summary}),
+               atomic_write_text(out / "per_image.csv", buffer.getvalue())]
+    for variant in summary:
+        for cls in metrics:
+            files = cls().files([part[variant]["metrics"][cls.name] for part in parts], variant, class_map)
+            written += [atomic_write_text(out / path, text) for path, text in files.items()]
+    return written
+
+
+def evaluate_folder(maps_dir: Path, out: Path, truth: GroundTruth, digests: Mapping[str, str],
+                    metrics: Sequence[type[Metric]] | None = None, shard: str | None = None,
+                    progress: bool | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Evaluate a folder run's batches into ``out`` (module docstring); the summary once every batch is done.
+
+    ``OUT/eval/`` is a map store of ``.json`` batches: its ``run.json`` records the box settings, the class map,
+    the metrics, the maps run's record and the ``digests`` of the ground truth (annotations, skip list); each
+    evaluated batch records the digest of the maps batch it read, so a recomputed maps batch is evaluated again.
+    ``metrics``: default every registered metric whose needs :data:`AVAILABLE` meets.
+    """
+    metrics = select_metrics(AVAILABLE) if metrics is None else list(metrics)
+    maps = MapStore(Path(maps_dir))
+    record = maps.run()
+    n_batches = maps.n_batches()
+    evaluated = MapStore(Path(out) / "eval", suffix=".json", subdir="")
+    settings = {**truth.settings.as_dict(), "class_map": list(truth.class_map.labels),
+                "metrics": [cls.name for cls in metrics]}
+    evaluated.open(settings, {"maps": as_json(record), **digests}, overwrite)
+    missing = [b for b in Shard.parse(shard).batches(n_batches) if not maps.path(b).is_file()]
+    if missing:
+        raise CamkitError(f"--maps {maps_dir}: batch file(s) {missing[:3]} missing; finish or merge the explain run")
+    skipped = truth.skipped()
+
+    def compute(todo: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
+        for b in todo:
+            yield b, evaluate_batch(maps.read(b), truth, metrics, skipped)
+
+    run = run_batches(evaluated, n_batches, Shard.parse(shard), compute, depends=maps.batch_digest,
+                      progress=progress, desc="evaluate")
+    complete = all(maps.path(b).is_file() and evaluated.is_done(b, maps.batch_digest(b)) for b in range(n_batches))
+    result: dict[str, Any] = {"out": out, "computed": run.computed, "batches": run.batches, "n_batches": n_batches,
+                              "complete": complete, "metrics": metrics, "run": record["settings"]}
+    if complete:
+        parts = [evaluated.read(b) for b in range(n_batches)]
+        result["summary"] = summarise(parts, metrics)
+        extra = {"maps": str(maps_dir), "method": record["settings"]["method"],
+                 "options": record["settings"]["options"], **truth.settings.as_dict()}
+        result["files"] = write_outputs(out, parts, result["summary"], metrics, truth.class_map, extra)
+    return result
