@@ -125,8 +125,8 @@ def explain_clusters(*, config: str | Path | None = None, experiment: str | None
     from camkit.io import atomic_path, atomic_write_json
     from camkit.metrics.faithfulness import faithfulness, format_faithfulness
     from camkit.plots import save_figure
-    from camkit.workflows.clustering import encode, load_clusters, split_inputs, squared_distances
     from camkit.workflows.explain import ExplainResult
+    from camkit.workflows.recipes.cluster import encode, load_clusters, split_inputs, squared_distances
     from camkit.workflows.results import RunDirs
     from camkit.workflows.sources import resolve_source
 
