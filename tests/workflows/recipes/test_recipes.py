@@ -58,5 +58,5 @@ def test_a_new_recipe_plugs_into_the_skeleton(monkeypatch, tmp_path: Path, data_
     config = load_config(None, {"name": "probe", "data.root": str(data_root), "train.epochs": 1})
     summary = train_experiment(config, tmp_path, progress=False)
     saved = json.loads((tmp_path / "results" / "probe" / "train_metrics.json").read_text())
-    assert summary["weight_arrays"] == saved["weight_arrays"] == 3 * (2 + 4) + 2  # 3 x (conv kernel, bias + BN 4), Dense
+    assert summary["weight_arrays"] == saved["weight_arrays"] == 3 * (2 + 4) + 2  # 3 x (conv 2 + BN 4), Dense
     assert saved["epochs"] == 1 and saved["batch_size"] == 5 and np.isfinite(saved["best_loss"])
