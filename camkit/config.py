@@ -12,6 +12,18 @@ A config has four sections; every key is optional and has the default below::
             validation_split: 0.0, weights: null, optimizer: adam, half_weights: null}
     task: classify              # classify | cluster (autoencoder + k-means on the latent codes)
     cluster: {n_clusters: null, n_init: 20}   # task cluster: k (null: the number of classes), k-means restarts
+    half: null                  # model densenet-full: train stage 1 (densenet-half) first, see below
+
+``steps`` may name any step registered in ``camkit.workflows.run`` (``camkit run`` checks them; a
+caller that knows the registry passes ``known_steps`` to :func:`load_config`).
+
+High-resolution CAM in one config: with ``model.name: densenet-full``, no ``train.half_weights`` and a
+``half:`` section (a mapping, ``{}`` allowed), training first trains the stage-1 ``densenet-half`` model as
+the experiment ``<name>_half`` (``models/<name>_half/best.keras``, its own results and manifest), with the
+``train`` settings overridden by the section's keys (each optional): ``epochs``, ``batch_size``,
+``learning_rate``, ``seed``, ``optimizer``, ``monitor``, ``reduce_lr_factor``, ``reduce_lr_patience``,
+``min_lr``; then stage 2 starts from that model (``train.half_weights`` is set to it in the manifest, so
+``evaluate`` finds it). With ``train.weights`` (resuming stage 2) the existing half model is reused.
 
 With ``task: cluster`` the defaults of keys the file and the options leave unset become Grad-CeAM's:
 ``model.name`` resnet1d-ae (time series) or conv-ae (images), ``train.epochs`` 50 (0 with ``train.weights``:
@@ -26,6 +38,7 @@ import dataclasses
 import re
 import types
 import typing
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +47,7 @@ import yaml
 
 from camkit.errors import CamkitError
 
-STEPS = ("train", "evaluate")
+DEFAULT_STEPS = ("train", "evaluate")
 TASKS = ("classify", "cluster")
 CLUSTER_DEFAULTS = {"train.epochs": 50, "train.batch_size": 10}  # Grad-CeAM's autoencoder training
 CLUSTER_MODELS = {"timeseries": "resnet1d-ae", "images": "conv-ae"}
@@ -79,6 +92,26 @@ class TrainConfig:
 
 
 @dataclass
+class HalfConfig:
+    """Stage 1 of a one-config High-res CAM run: ``train`` keys to override (None: as ``train``)."""
+
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    seed: int | None = None
+    optimizer: str | None = None
+    monitor: str | None = None
+    reduce_lr_factor: float | None = None
+    reduce_lr_patience: int | None = None
+    min_lr: float | None = None
+
+    def apply(self, train: TrainConfig) -> TrainConfig:
+        """``train`` with this section's keys set (and no ``weights`` / ``half_weights``)."""
+        given = {k: v for k, v in asdict(self).items() if v is not None}
+        return dataclasses.replace(train, **given, weights=None, half_weights=None)
+
+
+@dataclass
 class ClusterConfig:
     n_clusters: int | None = None  # None: the number of classes of the dataset
     n_init: int = 20  # k-means restarts (seeded by train.seed)
@@ -87,12 +120,13 @@ class ClusterConfig:
 @dataclass
 class ExperimentConfig:
     name: str = "experiment"
-    steps: list[str] = field(default_factory=lambda: list(STEPS))
+    steps: list[str] = field(default_factory=lambda: list(DEFAULT_STEPS))
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     task: str = "classify"  # classify | cluster
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    half: HalfConfig | None = None  # densenet-full: train stage 1 first (see the module doc)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,6 +170,15 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
+def _section_type(annotation: Any) -> type | None:
+    """The dataclass of a section annotation (``TrainConfig`` or ``HalfConfig | None``), else None."""
+    if dataclasses.is_dataclass(annotation):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return next((a for a in typing.get_args(annotation) if dataclasses.is_dataclass(a)), None)
+    return None
+
+
 def _build(cls: type, values: dict[str, Any], where: str, prefix: str = "") -> Any:
     if not isinstance(values, dict):
         raise CamkitError(f"{where}: {prefix.rstrip('.') or 'config'} must be a mapping, got {values!r}")
@@ -148,52 +191,67 @@ def _build(cls: type, values: dict[str, Any], where: str, prefix: str = "") -> A
         )
     kwargs = {}
     for key, value in values.items():
-        if dataclasses.is_dataclass(hints[key]):
-            kwargs[key] = _build(hints[key], {} if value is None else value, where, f"{prefix}{key}.")
+        section = _section_type(hints[key])
+        if section is not None and value is None and hints[key] is not section:
+            kwargs[key] = None  # an optional section left out (`half: null`)
+        elif section is not None:
+            kwargs[key] = _build(section, {} if value is None else value, where, f"{prefix}{key}.")
         else:
             kwargs[key] = _check_type(value, hints[key], f"{where}: {prefix}{key}")
     return cls(**kwargs)
 
 
-def _validate(config: ExperimentConfig, where: str) -> ExperimentConfig:
-    bad_steps = [s for s in config.steps if s not in STEPS]
+def _validate(config: ExperimentConfig, where: str, known_steps: Collection[str] | None) -> ExperimentConfig:
+    bad_steps = [s for s in config.steps if known_steps is not None and s not in known_steps]
     if bad_steps:
-        raise CamkitError(f"{where}: steps: unknown step(s) {bad_steps}; known: {', '.join(STEPS)}")
+        raise CamkitError(f"{where}: steps: unknown step(s) {bad_steps}; known: {', '.join(known_steps or ())}")
     if config.data.kind not in ("timeseries", "images"):
         raise CamkitError(f"{where}: data.kind must be timeseries or images, got {config.data.kind!r}")
-    if config.train.strategy not in STRATEGIES:
-        raise CamkitError(
-            f"{where}: train.strategy must be one of {', '.join(STRATEGIES)}, got {config.train.strategy!r}"
-        )
     if config.task not in TASKS:
         raise CamkitError(f"{where}: task must be one of {', '.join(TASKS)}, got {config.task!r}")
-    if config.train.optimizer not in OPTIMIZERS:
-        raise CamkitError(
-            f"{where}: train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {config.train.optimizer!r}"
-        )
-    if config.train.half_weights is not None and config.model.name != "densenet-full":
-        raise CamkitError(f"{where}: train.half_weights (--half-weights) is for model densenet-full, "
-                          f"not {config.model.name!r}")
+    for key in ("half_weights", "half"):
+        given = config.train.half_weights if key == "half_weights" else config.half
+        if given is not None and config.model.name != "densenet-full":
+            name = "train.half_weights (--half-weights)" if key == "half_weights" else "half"
+            raise CamkitError(f"{where}: {name} is for model densenet-full, not {config.model.name!r}")
     checks = [
         (config.cluster.n_clusters is None or config.cluster.n_clusters >= 1, "cluster.n_clusters must be >= 1"),
         (config.cluster.n_init >= 1, "cluster.n_init must be >= 1"),
-        (config.train.epochs >= 0, "train.epochs must be at least 0 (0 reuses --weights as they are)"),
-        (config.train.batch_size is None or config.train.batch_size >= 1, "train.batch_size must be >= 1"),
-        (config.train.learning_rate > 0, "train.learning_rate must be positive"),
-        (0 <= config.train.validation_split < 1, "train.validation_split must be in [0, 1)"),
         (len(config.data.image_size) == 2 and min(config.data.image_size) > 0,
          "data.image_size must be two positive integers"),
     ]
     for ok, message in checks:
         if not ok:
             raise CamkitError(f"{where}: {message}")
+    _check_train(config.train, f"{where}: train.")
+    if config.half is not None:
+        _check_train(config.half.apply(config.train), f"{where}: half.")
     return config
 
 
-def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+def _check_train(train: TrainConfig, where: str) -> None:
+    """The values of a ``train`` (or merged ``half``) section; ``where`` ends with the section's ``name.``."""
+    if train.strategy not in STRATEGIES:
+        raise CamkitError(f"{where}strategy must be one of {', '.join(STRATEGIES)}, got {train.strategy!r}")
+    if train.optimizer not in OPTIMIZERS:
+        raise CamkitError(f"{where}optimizer must be one of {', '.join(OPTIMIZERS)}, got {train.optimizer!r}")
+    checks = [
+        (train.epochs >= 0, "epochs must be at least 0 (0 reuses --weights as they are)"),
+        (train.batch_size is None or train.batch_size >= 1, "batch_size must be >= 1"),
+        (train.learning_rate > 0, "learning_rate must be positive"),
+        (0 <= train.validation_split < 1, "validation_split must be in [0, 1)"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise CamkitError(f"{where}{message}")
+
+
+def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None = None,
+                known_steps: Collection[str] | None = None) -> ExperimentConfig:
     """Read a YAML config (or start from defaults) and apply ``{"train.epochs": 5, ...}`` overrides.
 
     Overrides whose value is ``None`` are ignored, so unset CLI options keep the file's value.
+    ``known_steps``: the step names ``steps`` may use (None: not checked here).
     """
     raw: dict[str, Any] = {}
     where = "config"
@@ -226,7 +284,7 @@ def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None
     config = _build(ExperimentConfig, raw, where)
     if config.task == "cluster":
         _cluster_defaults(config, raw)
-    return _validate(config, where)
+    return _validate(config, where, known_steps)
 
 
 def _cluster_defaults(config: ExperimentConfig, raw: dict[str, Any]) -> None:

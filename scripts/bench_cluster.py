@@ -25,8 +25,8 @@ import numpy as np
 from camkit.config import load_config
 from camkit.data.timeseries import load_timeseries
 from camkit.metrics.clustering import clustering_report
-from camkit.workflows.clustering import fit_kmeans
-from camkit.workflows.experiment import train_experiment
+from camkit.workflows.recipes.cluster import fit_kmeans
+from camkit.workflows.train import train_experiment
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = ("configs/gunpoint_cluster.yaml", "configs/italypower_cluster.yaml")

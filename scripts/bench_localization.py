@@ -35,7 +35,7 @@ NAMES = {"cam": "CAM", "gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "single
 
 def ensure_model(root: Path) -> Path:
     from camkit.config import load_config
-    from camkit.workflows.experiment import run_experiment
+    from camkit.workflows.run import run_experiment
 
     path = root / "models" / "cluttered_digits_cnn" / "best.keras"
     if not path.is_file():

@@ -20,7 +20,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from camkit.config import load_config
-from camkit.workflows.experiment import evaluate_experiment, train_experiment
+from camkit.workflows.train import evaluate_experiment, train_experiment
 
 REPO = Path(__file__).resolve().parent.parent
 PUBLISHED = {"GunPoint": 1.000, "ItalyPowerDemand": 0.961}

@@ -22,3 +22,8 @@ def ok(*args: str | Path) -> Result:
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     return result
+
+
+def gunpoint(root: Path, data_root: Path) -> list[str | Path]:
+    """``camkit`` options for the shipped GunPoint under ``data_root``, outputs under ``root``."""
+    return ["--dataset", "GunPoint", "--data-root", data_root, "--root", root]

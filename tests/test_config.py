@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -151,7 +152,6 @@ def test_numbers_as_strings_and_ints_as_floats(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("steps: [train, explain]\n", "steps: unknown step(s) ['explain']; known: train, evaluate"),
     ("data:\n  kind: audio\n", "data.kind must be timeseries or images, got 'audio'"),
     ("train:\n  strategy: tpu\n", "train.strategy must be one of default, mirrored, got 'tpu'"),
     ("train:\n  epochs: -1\n", "train.epochs must be at least 0"),
@@ -202,3 +202,45 @@ def test_missing_file(tmp_path: Path) -> None:
     assert str(info.value) == f"{path}: config file not found"
     with pytest.raises(CamkitError, match="config file not found"):
         load_config(tmp_path)  # a folder is not a config file
+
+
+def test_steps_are_checked_against_the_names_given(tmp_path: Path) -> None:
+    path = _yaml(tmp_path, "steps: [train, deploy]\n")
+    with pytest.raises(CamkitError) as info:
+        load_config(path, known_steps=("train", "evaluate"))
+    assert str(info.value) == f"{path}: steps: unknown step(s) ['deploy']; known: train, evaluate"
+    assert load_config(path).steps == ["train", "deploy"]  # without the names (camkit run checks them)
+
+
+def test_half_section_overrides_train_for_stage_one(tmp_path: Path) -> None:
+    text = "model: {name: densenet-full}\ntrain: {epochs: 4, batch_size: 16, learning_rate: 1.0}\n"
+    config = load_config(_yaml(tmp_path, text + "half: {epochs: 8, learning_rate: 0.5}\n"))
+    half = config.half.apply(config.train)
+    assert (half.epochs, half.learning_rate, half.batch_size) == (8, 0.5, 16)
+    assert (config.train.epochs, config.train.learning_rate) == (4, 1.0)  # stage 2 keeps its own
+    assert config.to_dict()["half"]["epochs"] == 8 and config.to_dict()["half"]["seed"] is None
+    assert load_config(_yaml(tmp_path, text + "half: {}\n")).half.apply(config.train) == \
+        dataclasses.replace(config.train, weights=None, half_weights=None)
+    assert load_config(_yaml(tmp_path, text)).half is None
+    assert load_config(_yaml(tmp_path, text + "half:\n")).half is None
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("half: {epochs: 1}\n", "half is for model densenet-full, not 'fcn'"),
+    ("model: {name: densenet-full}\nhalf: {epochs: -1}\n", "half.epochs must be at least 0"),
+    ("model: {name: densenet-full}\nhalf: {optimizer: sgd}\n", "half.optimizer must be one of adam, adadelta"),
+    ("model: {name: densenet-full}\nhalf: {weights: a.keras}\n", "unknown key(s) half.weights"),
+    ("model: {name: densenet-full}\nhalf: 3\n", "half must be a mapping, got 3"),
+])
+def test_bad_half_sections(tmp_path: Path, text: str, message: str) -> None:
+    path = _yaml(tmp_path, text)
+    with pytest.raises(CamkitError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: {message}")
+
+
+def test_one_config_hires_matches_the_two_stage_configs(repo_root: Path) -> None:
+    one, half, full = (load_config(repo_root / "configs" / f"hires_digits{s}.yaml") for s in ("", "_half", "_full"))
+    assert one.half.apply(one.train) == dataclasses.replace(half.train, half_weights=None)
+    assert one.train == dataclasses.replace(full.train, half_weights=None)
+    assert one.data == half.data == full.data

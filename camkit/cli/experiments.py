@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from camkit.cli.app import main
 from camkit.cli.options import config_option, experiment_options
 
+if TYPE_CHECKING:
+    from camkit.config import ExperimentConfig
 
-def _config(config_path: Path | None, kw: dict[str, Any]):
+
+def _config(config_path: Path | None, kw: dict[str, Any]) -> ExperimentConfig:
     from camkit.config import load_config
+    from camkit.workflows.run import step_names
 
     image_size = kw.pop("image_size")
     overrides = {
@@ -36,13 +40,40 @@ def _config(config_path: Path | None, kw: dict[str, Any]):
     if config_path is None and overrides["name"] is None and overrides["data.dataset"]:
         default_model = "cluster" if overrides["task"] == "cluster" else "fcn"
         overrides["name"] = f"{Path(overrides['data.dataset']).name}_{overrides['model.name'] or default_model}"
-    return load_config(config_path, overrides)
+    return load_config(config_path, overrides, known_steps=step_names())
 
 
-def parity_text(parity: dict) -> str:
-    """One line on the densenet-full / densenet-half parity check (it raised if the models disagree)."""
-    return (f"parity with {parity['half_weights']}: {parity['images']} test images, identical predictions, "
-            f"max |p_full - p_half| = {parity['max_abs_prob_diff']:.2g}")
+def _train_lines(summary: dict[str, Any]) -> list[str]:
+    """What ``camkit train`` prints about a training summary."""
+    from camkit.workflows.recipes.hires import parity_text
+
+    lines = [f"trained {s['model']} on {s['dataset']}: {s['epochs']} epochs in {s['train_wall_time_s']:.1f} s, "
+             f"best epoch {s['best_epoch']}" for s in summary.get("stages", [])]
+    if summary["epochs"] == 0:
+        lines.append(f"reused {summary['resumed_from']} as it is (0 epochs)")
+    else:
+        lines.append(f"trained {summary['model']} on {summary['dataset']}: {summary['epochs']} epochs in "
+                     f"{summary['train_wall_time_s']:.1f} s, best epoch {summary['best_epoch']}")
+    if "parity" in summary:
+        lines.append(parity_text(summary["parity"]))
+    lines.append(f"model: {summary['model_path']}")
+    if "clustering" in summary:
+        lines += [f"k-means, {summary['kmeans']['n_clusters']} clusters on the latent codes:",
+                  summary["clustering"]["text"], f"metrics: {summary['clustering']['metrics_path']}"]
+    return lines
+
+
+def _evaluate_lines(report: dict[str, Any], root: Path) -> list[str]:
+    """What ``camkit evaluate`` prints about an evaluation report."""
+    from camkit.workflows.recipes.hires import parity_text
+
+    lines = [report["text"]]
+    if "parity" in report:
+        lines.append(parity_text(report["parity"]))
+    lines.append(f"metrics: {report.get('metrics_path') or root / 'results' / report['experiment'] / 'metrics.json'}")
+    if "confusion_matrix_png" in report:
+        lines.append(f"figure: {report['confusion_matrix_png']}")
+    return lines
 
 
 @main.command()
@@ -57,22 +88,12 @@ def train(config_path: Path | None, root: Path, no_progress: bool, **kw: Any) ->
       camkit train -c configs/gunpoint_fcn.yaml --epochs 300
       camkit train --dataset ItalyPowerDemand --model fcn --epochs 200 --seed 1
       camkit train -c configs/hires_digits_full.yaml --half-weights models/hires_digits_half/best.keras
+      camkit train -c configs/hires_digits.yaml     # both High-res CAM stages
     """
-    from camkit.workflows.experiment import train_experiment
+    from camkit.workflows.train import train_experiment
 
     summary = train_experiment(_config(config_path, kw), root, progress=not no_progress)
-    if summary["epochs"] == 0:
-        click.echo(f"reused {summary['resumed_from']} as it is (0 epochs)")
-    else:
-        click.echo(f"trained {summary['model']} on {summary['dataset']}: {summary['epochs']} epochs in "
-                   f"{summary['train_wall_time_s']:.1f} s, best epoch {summary['best_epoch']}")
-    if "parity" in summary:
-        click.echo(parity_text(summary["parity"]))
-    click.echo(f"model: {summary['model_path']}")
-    if "clustering" in summary:
-        click.echo(f"k-means, {summary['kmeans']['n_clusters']} clusters on the latent codes:")
-        click.echo(summary["clustering"]["text"])
-        click.echo(f"metrics: {summary['clustering']['metrics_path']}")
+    click.echo("\n".join(_train_lines(summary)))
 
 
 @main.command()
@@ -87,15 +108,10 @@ def evaluate(config_path: Path | None, root: Path, model_path: Path | None, **kw
       camkit evaluate -c configs/gunpoint_fcn.yaml
       camkit evaluate --dataset GunPoint --model-path models/gunpoint_fcn/best.keras
     """
-    from camkit.workflows.experiment import evaluate_experiment
+    from camkit.workflows.train import evaluate_experiment
 
     report = evaluate_experiment(_config(config_path, kw), root, model_path=model_path)
-    click.echo(report["text"])
-    if "parity" in report:
-        click.echo(parity_text(report["parity"]))
-    click.echo(f"metrics: {report.get('metrics_path') or root / 'results' / report['experiment'] / 'metrics.json'}")
-    if "confusion_matrix_png" in report:
-        click.echo(f"figure: {report['confusion_matrix_png']}")
+    click.echo("\n".join(_evaluate_lines(report, root)))
 
 
 @main.command()
@@ -109,16 +125,11 @@ def run(config_path: Path, root: Path, no_progress: bool, **kw: Any) -> None:
     Example:
       camkit run configs/gunpoint_fcn.yaml
     """
-    from camkit.workflows.experiment import run_experiment
+    from camkit.workflows.run import run_experiment
 
     config = _config(config_path, kw)
-    outputs = run_experiment(config, root, progress=not no_progress)
-    if "train" in outputs:
-        t = outputs["train"]
-        click.echo(f"trained {t['model']} on {t['dataset']}: {t['epochs']} epochs, {t['train_wall_time_s']:.1f} s")
-    if "evaluate" in outputs:
-        click.echo(outputs["evaluate"]["text"])
-        if "parity" in outputs["evaluate"]:
-            click.echo(parity_text(outputs["evaluate"]["parity"]))
+    for step in run_experiment(config, root, progress=not no_progress):
+        for line in step.lines:
+            click.echo(line)
     click.echo(f"outputs: {root / 'results' / config.name}, {root / 'models' / config.name}, "
                f"{root / 'plots' / config.name}")

@@ -33,8 +33,8 @@ from camkit.methods import explain, method_class, methods
 from camkit.metrics.faithfulness import faithfulness, format_faithfulness
 from camkit.plots import save_figure
 from camkit.plots.clusters import image_pair_figure, series_pair_figure
-from camkit.workflows.clustering import encode, load_clusters, split_inputs, squared_distances
 from camkit.workflows.plan import ExplainPlan, ExplainResult
+from camkit.workflows.recipes.cluster import encode, load_clusters, split_inputs, squared_distances
 from camkit.workflows.results import RunDirs
 from camkit.workflows.sources import resolve_source
 

@@ -113,58 +113,77 @@ class FitResult:
     epochs_run: int
 
 
-def fit_classifier(build: Callable[[], keras.Model], train_data: Any, *, epochs: int, best_path: Path,
-                   log_path: Path, learning_rate: float = 1e-3, monitor: str = "loss",
-                   reduce_lr: tuple[float, int, float] = (0.5, 50, 1e-4), strategy: str = "default",
-                   validation_data: Any = None, validation_split: float = 0.0,
-                   batch_size: int | None = None, resume_from: Path | None = None,
-                   progress: bool = True, optimizer: str = "adam", loss: Any = "sparse_categorical_crossentropy",
-                   metrics: Any = None) -> FitResult:
+@dataclass(frozen=True)
+class FitSettings:
+    """How :func:`fit_classifier` compiles and fits (one field per ``model.compile`` / ``model.fit`` choice).
+
+    ``optimizer`` (adam | adadelta), ``loss`` and ``metrics`` go to ``model.compile`` (``loss="mse"`` trains an
+    autoencoder on ``(x, x)`` pairs; ``metrics=None``: accuracy for the default loss, none otherwise).
+    ``reduce_lr`` is ReduceLROnPlateau's ``(factor, patience, min_lr)``; ``validation_split`` and
+    ``batch_size`` apply to array inputs only (a dataset comes batched).
+    """
+
+    epochs: int
+    learning_rate: float = 1e-3
+    monitor: str = "loss"
+    reduce_lr: tuple[float, int, float] = (0.5, 50, 1e-4)
+    strategy: str = "default"
+    validation_split: float = 0.0
+    batch_size: int | None = None
+    optimizer: str = "adam"
+    loss: Any = "sparse_categorical_crossentropy"
+    metrics: Any = None
+
+
+def fit_classifier(build: Callable[[], keras.Model], train_data: Any, settings: FitSettings, *, best_path: Path,
+                   log_path: Path, resume_from: Path | None = None, progress: bool = True) -> FitResult:
     """Compile and fit; ``train_data`` is ``(x, y)`` arrays or a batched ``tf.data.Dataset``.
 
     ``resume_from`` continues from a saved model (its optimizer state included); with
-    ``epochs=0`` the saved model is reused as it is. The best epoch by ``monitor`` is saved to
+    ``epochs=0`` the saved model is reused as it is. The best epoch by ``settings.monitor`` is saved to
     ``best_path`` and the per-epoch log to ``log_path`` (CSV, renamed into place at the end).
-    ``optimizer`` (adam | adadelta), ``loss`` and ``metrics`` go to ``model.compile`` (``loss="mse"`` trains an
-    autoencoder on ``(x, x)`` pairs; ``metrics=None``: accuracy for the default loss, none otherwise).
     """
-    dist = make_strategy(strategy)
-    with strategy_scope(dist):
-        if resume_from is not None:
-            model = load_model(resume_from, compile=True)
-            if model.optimizer is None or not model.compiled:
-                _compile(model, learning_rate, optimizer, loss, metrics)
-        else:
-            model = build()
-            _compile(model, learning_rate, optimizer, loss, metrics)
-    if epochs == 0:
+    model = _compiled_model(build, settings, resume_from)
+    if settings.epochs == 0:
         if resume_from is None:
             raise CamkitError("--epochs 0 needs --weights: there is nothing to reuse")
         save_model(model, best_path)
         return FitResult(model, {}, -1, float("nan"), 0.0, 0)
 
-    factor, patience, min_lr = reduce_lr
-    keep = KeepBest(best_path, monitor)
+    factor, patience, min_lr = settings.reduce_lr
+    keep = KeepBest(best_path, settings.monitor)
     partial_log = log_path.with_name(log_path.name + ".partial")
     callbacks = [
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=factor, patience=patience, min_lr=min_lr),
+        keras.callbacks.ReduceLROnPlateau(monitor=settings.monitor, factor=factor, patience=patience, min_lr=min_lr),
         keras.callbacks.CSVLogger(str(partial_log)),
         keep,
-        EpochBar(epochs, disable=not progress),
+        EpochBar(settings.epochs, disable=not progress),
     ]
     x, y = (train_data, None) if isinstance(train_data, tf.data.Dataset) else train_data
     start = time.perf_counter()
     with unknown_length_ok():
-        history = model.fit(x, y, epochs=epochs, batch_size=None if y is None else batch_size,
-                            validation_data=validation_data,
-                            validation_split=validation_split if y is not None else 0.0,
+        history = model.fit(x, y, epochs=settings.epochs, batch_size=None if y is None else settings.batch_size,
+                            validation_split=settings.validation_split if y is not None else 0.0,
                             callbacks=callbacks, verbose=0, shuffle=y is not None)  # a dataset comes shuffled
     wall = time.perf_counter() - start
     partial_log.replace(log_path)
     if keep.best_weights is not None:
         model.set_weights(keep.best_weights)
     return FitResult(model, {k: [float(v) for v in vs] for k, vs in history.history.items()},
-                     keep.best_epoch, keep.sign * keep.best, wall, epochs)
+                     keep.best_epoch, keep.sign * keep.best, wall, settings.epochs)
+
+
+def _compiled_model(build: Callable[[], keras.Model], settings: FitSettings, resume_from: Path | None) -> keras.Model:
+    """A fresh model from ``build`` or the saved one (its optimizer kept), compiled under the strategy."""
+    with strategy_scope(make_strategy(settings.strategy)):
+        if resume_from is not None:
+            model = load_model(resume_from, compile=True)
+            if model.optimizer is None or not model.compiled:
+                _compile(model, settings)
+        else:
+            model = build()
+            _compile(model, settings)
+    return model
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
@@ -176,8 +195,9 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
     raise CamkitError(f"train.optimizer: unknown optimizer {name!r}; choose adam or adadelta")
 
 
-def _compile(model: keras.Model, learning_rate: float, optimizer: str, loss: Any, metrics: Any) -> None:
+def _compile(model: keras.Model, settings: FitSettings) -> None:
+    metrics = settings.metrics
     if metrics is None:
-        metrics = ["accuracy"] if loss == "sparse_categorical_crossentropy" else []
-    model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=loss,
+        metrics = ["accuracy"] if settings.loss == "sparse_categorical_crossentropy" else []
+    model.compile(optimizer=make_optimizer(settings.optimizer, settings.learning_rate), loss=settings.loss,
                   metrics=list(metrics) if isinstance(metrics, tuple) else metrics)

@@ -2,8 +2,8 @@
 
 Tagaris, Sdraka, Stafylopatis, "High-Resolution Class Activation Mapping for Discriminative Feature
 Localization", ICIP 2019. Stage 1 trains ``densenet-half`` as an ordinary classifier (``camkit train
---model densenet-half``). Stage 2 (:func:`train_full_experiment`, ``camkit train --model densenet-full
---half-weights HALF.keras``) builds ``densenet-full``, copies every layer it shares with the half model
+--model densenet-half``, the classify recipe). Stage 2 (:class:`HiresRecipe`, ``camkit train --model
+densenet-full --half-weights HALF.keras``) builds ``densenet-full``, copies every layer it shares with the half model
 (:func:`copy_and_freeze`), freezes them (``trainable = False``; a frozen BatchNormalization runs in inference
 mode in Keras 3, so its moving statistics stay those of the half model) and trains the high-resolution branch
 (``tr_up_1..``, ``dense_6..``, ``highres_features``, ``reconstruction``) to reconstruct the input image (MSE).
@@ -18,29 +18,35 @@ predictions (a mismatch counts unless the half model's two best probabilities ar
 probabilities (``max |Δp| <= atol``) and raises a CamkitError otherwise. It runs on the test split at the end
 of stage 2 (on up to :data:`TRAIN_END_PARITY_IMAGES` images, after an exact comparison of every shared weight)
 and in ``camkit evaluate`` of a full model (the whole test split).
+
+One config can run both stages: with a ``half:`` section and no ``train.half_weights``, :meth:`HiresRecipe.stages`
+trains stage 1 first as the experiment ``<name>_half`` (``models/<name>_half/best.keras``; the section's keys
+override ``train``), then stage 2 from it. With ``train.weights`` (resuming stage 2) that half model is reused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from camkit.config import ExperimentConfig
-from camkit.data.splits import Splits, load_data
+from camkit.config import ExperimentConfig, ModelConfig
+from camkit.data.splits import Splits
 from camkit.errors import CamkitError
-from camkit.io import atomic_write_json
-from camkit.models import build_model
 from camkit.models.densenet_fcn import shared_layer_names
 from camkit.models.saving import load_model
-from camkit.workflows.fit import fit_classifier, num_replicas, unknown_length_ok
-from camkit.workflows.results import RunDirs, write_manifest
+from camkit.workflows.fit import FitResult, unknown_length_ok
+from camkit.workflows.recipes.base import EvalRun, TrainRun, build_configured, register_recipe, resolve_batch_size
+from camkit.workflows.recipes.classify import ClassifyRecipe
+from camkit.workflows.results import RunDirs
 
 FULL = "densenet-full"
+HALF = "densenet-half"
 PARITY_ATOL = 1e-5
 TRAIN_END_PARITY_IMAGES = 512
 
@@ -141,60 +147,72 @@ def parity_on_test(config: ExperimentConfig, data: Splits, full_probs: np.ndarra
     return check_parity(class_probabilities(half, data.test_inputs(batch_size)), full_probs, path)
 
 
+def parity_text(parity: dict) -> str:
+    """One line on the densenet-full / densenet-half parity check (it raised if the models disagree)."""
+    return (f"parity with {parity['half_weights']}: {parity['images']} test images, identical predictions, "
+            f"max |p_full - p_half| = {parity['max_abs_prob_diff']:.2g}")
+
+
 def _with_reconstruction_target(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tuple[tf.Tensor, tf.Tensor]]:
     return x, (y, x)
 
 
-def train_full_experiment(config: ExperimentConfig, root: Path = Path("."), progress: bool = True) -> dict:
-    """Stage 2: full model from the half model's layers (frozen), high-res branch trained on reconstruction."""
-    from camkit.workflows.experiment import _weights_path, resolve_batch_size
+class HiresRecipe(ClassifyRecipe):
+    """``model: densenet-full``: stage 2 from a trained half model (and stage 1 first with a ``half:`` section)."""
 
-    dirs = RunDirs(config.name, root)
-    data = load_data(config.data)
-    if config.data.kind != "images":
-        raise CamkitError(f"--model {FULL}: needs an image dataset (data.kind images)")
-    resume = _weights_path(config, dirs)
-    half_path = half_weights_path(config, root)
-    half = load_half(half_path, data.input_shape, data.n_classes)
-    if config.train.epochs == 0 and resume is None:
-        raise CamkitError("--epochs 0 needs --weights: there is nothing to reuse")
-    train = config.train
-    batch_size = resolve_batch_size(config, data, num_replicas(train.strategy))
-    dirs.ensure()
-    keras.utils.set_random_seed(train.seed)
-    write_manifest(dirs, config.to_dict(), status="training", batch_size=batch_size)
-    shared: list[str] = []
+    name = "hires"
+    loss: ClassVar[Any] = [None, "mse"]  # the classifier output is frozen: only the reconstruction is trained
+    metrics: ClassVar[Any] = [["accuracy"], []]
 
-    def build() -> keras.Model:
-        full = build_model(FULL, data.input_shape, data.n_classes, **config.model.options)
-        shared.extend(copy_and_freeze(half, full))
+    def matches(self, config: ExperimentConfig) -> bool:
+        return config.model.name == FULL
+
+    def stages(self, config: ExperimentConfig, root: Path) -> list[ExperimentConfig]:
+        if config.data.kind != "images":
+            raise CamkitError(f"--model {FULL}: needs an image dataset (data.kind images)")
+        if config.train.half_weights is not None or config.half is None:
+            return [config]
+        half = dataclasses.replace(config, name=f"{config.name}_half", half=None, train=config.half.apply(config.train),
+                                   model=ModelConfig(HALF, dict(config.model.options)))
+        path = RunDirs(half.name, root).best_model
+        full = dataclasses.replace(config, train=dataclasses.replace(config.train, half_weights=str(path)))
+        return [full] if config.train.weights is not None else [half, full]
+
+    def check(self, run: TrainRun) -> None:
+        path = half_weights_path(run.config, run.root)
+        run.state["half_path"] = path
+        run.state["half"] = load_half(path, run.data.input_shape, run.data.n_classes)
+        run.state["shared"] = []
+
+    def build(self, run: TrainRun) -> keras.Model:
+        full = build_configured(run.config, run.data)
+        run.state["shared"].extend(copy_and_freeze(run.state["half"], full))
         return full
 
-    result = fit_classifier(
-        build, data.train_data(batch_size, train.seed).map(_with_reconstruction_target), epochs=train.epochs,
-        best_path=dirs.best_model, log_path=dirs.results / "train_log.csv", learning_rate=train.learning_rate,
-        monitor=train.monitor, reduce_lr=(train.reduce_lr_factor, train.reduce_lr_patience, train.min_lr),
-        strategy=train.strategy, resume_from=resume, progress=progress, optimizer=train.optimizer, loss=[None, "mse"],
-        metrics=[["accuracy"], []],
-    )
-    full = result.model
-    differ = shared_weights_equal(half, full)
-    if differ:
-        raise CamkitError(f"parity check failed: shared layers {', '.join(differ[:5])} changed during training; "
-                          f"retrain with --half-weights {half_path}")
-    sample = data.test_inputs(batch_size).unbatch().take(TRAIN_END_PARITY_IMAGES).batch(batch_size)
-    parity = check_parity(class_probabilities(half, sample), class_probabilities(full, sample), half_path)
-    trained = result.epochs_run > 0
-    summary = {
-        "experiment": config.name, "dataset": data.name, "model": FULL, "parameters": int(full.count_params()),
-        "trainable_parameters": int(sum(np.prod(w.shape) for w in full.trainable_weights)),
-        "frozen_layers": len(shared) or None, "half_weights": str(half_path), "epochs": result.epochs_run,
-        "batch_size": batch_size, "best_epoch": result.best_epoch + 1 if trained else None,
-        f"best_{train.monitor}": result.best_value if trained else None,
-        "final": {k: v[-1] for k, v in result.history.items()}, "train_wall_time_s": round(result.wall_time_s, 2),
-        "resumed_from": str(resume) if resume else None, "model_path": str(dirs.best_model), "parity": parity,
-    }
-    atomic_write_json(dirs.results / "train_metrics.json", summary)
-    write_manifest(dirs, config.to_dict(), status="trained", batch_size=batch_size,
-                   train_wall_time_s=summary["train_wall_time_s"])
-    return summary
+    def pairs(self, run: TrainRun, train_data: Any) -> Any:
+        return train_data.map(_with_reconstruction_target)
+
+    def after_fit(self, run: TrainRun, result: FitResult) -> dict[str, Any]:
+        half, half_path, full = run.state["half"], run.state["half_path"], result.model
+        differ = shared_weights_equal(half, full)
+        if differ:
+            raise CamkitError(f"parity check failed: shared layers {', '.join(differ[:5])} changed during training; "
+                              f"retrain with --half-weights {half_path}")
+        sample = run.data.test_inputs(run.batch_size).unbatch().take(TRAIN_END_PARITY_IMAGES).batch(run.batch_size)
+        parity = check_parity(class_probabilities(half, sample), class_probabilities(full, sample), half_path)
+        return {"trainable_parameters": int(sum(np.prod(w.shape) for w in full.trainable_weights)),
+                "frozen_layers": len(run.state["shared"]) or None, "half_weights": str(half_path), "parity": parity}
+
+    def classifier(self, model: keras.Model) -> keras.Model:
+        if is_full_model(model):  # [classifier, reconstruction]: only the class scores are needed
+            return keras.Model(model.inputs, model.get_layer("classifier").output)
+        return super().classifier(model)
+
+    def report_extras(self, run: EvalRun, model: keras.Model, probabilities: np.ndarray) -> dict[str, Any]:
+        if not is_full_model(model):
+            return {}
+        batch_size = resolve_batch_size(run.config, run.data)
+        return {"parity": parity_on_test(run.config, run.data, probabilities, batch_size, run.root)}
+
+
+register_recipe(HiresRecipe())

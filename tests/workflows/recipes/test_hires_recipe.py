@@ -1,7 +1,7 @@
 """High-resolution CAM end to end: two-stage training, parity check, method hires, figure, localization hook.
 
 A tiny copy of the shipped cluttered digits (3 train / 2 test images per class) at 32x32, 1 epoch per stage,
-through the CLI (click's runner).
+through the CLI (click's runner): two configs and two commands, and both stages from one config.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from camkit.errors import CamkitError
 from camkit.models import build_model
 from camkit.models.densenet_fcn import shared_layer_names
 from camkit.models.saving import load_model
-from camkit.workflows.hires import check_parity, class_probabilities, copy_and_freeze, shared_weights_equal
+from camkit.workflows.recipes.hires import check_parity, class_probabilities, copy_and_freeze, shared_weights_equal
 
-SOURCE = Path(__file__).resolve().parents[2] / "data" / "cluttered_digits"
+SOURCE = Path(__file__).resolve().parents[3] / "data" / "cluttered_digits"
 TRAIN_OPTIONS = {"epochs": 1, "batch_size": 10, "optimizer": "adadelta", "learning_rate": 1.0,
                  "reduce_lr_factor": 0.31622776601683794, "reduce_lr_patience": 10, "min_lr": 1e-5}
 
@@ -217,6 +217,46 @@ def test_data_classes_validate_the_class_folders(run, tmp_path):
     with pytest.raises(CamkitError, match="lacks 1 of the 11 classes"):
         load_data(config.data)
     assert len(class_list("animal_synsets")) == 398 and class_list("animal_synsets")[0] == "n01440764"
-    animals = load_config(Path(__file__).resolve().parents[2] / "configs" / "hires_animals.yaml")
+    animals = load_config(Path(__file__).resolve().parents[3] / "configs" / "hires_animals.yaml")
     assert (animals.train.optimizer, animals.train.learning_rate, animals.train.batch_size) == ("adadelta", 1.0, 16)
     assert animals.data.classes == "animal_synsets" and animals.train.epochs == 50
+
+
+def test_one_config_trains_both_stages_then_checks_parity(run):
+    config = yaml.safe_load(run["full_yaml"].read_text())
+    config.update(name="both", steps=["train", "evaluate"], half={"learning_rate": 0.5})
+    path = run["tmp"] / "both.yaml"
+    path.write_text(yaml.safe_dump(config))
+    root = run["tmp"] / "one"
+    output = ok("run", path, "--root", root, "--no-progress").output
+    half_path, full_path = root / "models" / "both_half" / "best.keras", root / "models" / "both" / "best.keras"
+    assert half_path.is_file() and full_path.is_file()
+    lines = output.splitlines()
+    assert lines[:2] == [line for line in lines if line.startswith("trained ")]
+    assert lines[0].startswith("trained densenet-half on digits: 1 epochs")
+    assert lines[1].startswith("trained densenet-full on digits: 1 epochs")
+    assert f"parity with {half_path}: 20 test images, identical predictions" in output
+
+    def read(*parts: str) -> dict:
+        return json.loads(root.joinpath("results", *parts).read_text())
+
+    summary = read("both", "train_metrics.json")
+    assert summary["half_weights"] == str(half_path) and summary["parity"]["mismatched"] == 0
+    stages = [(s["experiment"], s["model"], s["epochs"]) for s in summary["stages"]]
+    assert stages == [("both_half", "densenet-half", 1)]
+    half_manifest, full_manifest = read("both_half", "manifest.json"), read("both", "manifest.json")
+    assert half_manifest["config"]["model"]["name"] == "densenet-half"
+    assert half_manifest["config"]["train"]["learning_rate"] == 0.5 and half_manifest["config"]["half"] is None
+    assert full_manifest["config"]["train"]["learning_rate"] == 1.0  # stage 2 keeps train's own
+    assert full_manifest["config"]["train"]["half_weights"] == str(half_path)  # how evaluate finds the half model
+    assert read("both", "metrics.json")["parity"] == {**summary["parity"], "images": 20,
+                                                       "max_abs_prob_diff": pytest.approx(0.0, abs=1e-5)}
+    half, full = load_model(half_path, compile=False), load_model(full_path, compile=False)
+    assert not shared_weights_equal(half, full)  # independent of the run: every shared weight is the half's
+    assert np.array_equal(class_probabilities(half, run["x"]).argmax(1), class_probabilities(full, run["x"]).argmax(1))
+    # resuming stage 2 (--weights) reuses the half model instead of training it again
+    before = half_path.stat().st_mtime_ns
+    resumed = ok("train", "-c", path, "--root", root, "--weights", "--no-progress").output
+    assert [line for line in resumed.splitlines() if line.startswith("trained ")] == [
+        line for line in resumed.splitlines() if line.startswith("trained densenet-full")]
+    assert half_path.stat().st_mtime_ns == before and "parity with" in resumed

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -21,14 +20,14 @@ import numpy as np
 from sklearn.cluster import KMeans
 
 from camkit.config import ExperimentConfig
-from camkit.data.splits import PREPROCESSORS, Splits, load_data
+from camkit.data.splits import PREPROCESSORS, Splits
 from camkit.errors import CamkitError
 from camkit.io import atomic_path, atomic_write_json
 from camkit.metrics.clustering import clustering_report, format_clustering
-from camkit.models import build_model, model_builder
 from camkit.models.saving import load_model, save_model
-from camkit.workflows.fit import fit_classifier, unknown_length_ok
-from camkit.workflows.results import RunDirs, write_manifest
+from camkit.workflows.fit import FitResult, unknown_length_ok
+from camkit.workflows.recipes.base import EvalRun, Recipe, TrainRun, build_configured, register_recipe
+from camkit.workflows.results import RunDirs
 
 
 @dataclass
@@ -76,12 +75,6 @@ def nested_parts(model: keras.Model, name: str) -> tuple[keras.Model, keras.Mode
                           "models (resnet1d-ae, conv-ae)") from None
 
 
-def _autoencoder_pairs(train_data: Any) -> Any:
-    if isinstance(train_data, tuple):
-        return train_data[0], train_data[0]
-    return train_data.map(lambda x, y: (x, x))
-
-
 def fit_kmeans(codes: np.ndarray, n_clusters: int, n_init: int, seed: int) -> KMeans:
     """scikit-learn k-means on the codes, seeded: the same codes give the same centroids."""
     if n_clusters > len(codes):
@@ -89,63 +82,47 @@ def fit_kmeans(codes: np.ndarray, n_clusters: int, n_init: int, seed: int) -> KM
     return KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(np.asarray(codes, np.float64))
 
 
-def train_clusters(config: ExperimentConfig, root: Path = Path("."), progress: bool = True) -> dict:
-    """Train the autoencoder (or reuse ``train.weights``), fit k-means, save everything, report the metrics."""
-    dirs = RunDirs(config.name, root)
-    data = load_data(config.data)
-    model_builder(config.model.name)
-    train = config.train
-    resume = None
-    if train.weights is not None:
-        resume = dirs.best_model if train.weights == "auto" else Path(train.weights)
-        if not resume.is_file():
-            raise CamkitError(f"--weights: {resume} does not exist")
-    if train.epochs == 0 and resume is None:
-        raise CamkitError("--epochs 0 needs --weights: there is nothing to reuse")
-    batch_size = train.batch_size or 10
-    n_clusters = config.cluster.n_clusters or data.n_classes
-    dirs.ensure()
-    keras.utils.set_random_seed(train.seed)
-    write_manifest(dirs, config.to_dict(), status="training", batch_size=batch_size)
+class ClusterRecipe(Recipe):
+    """``task: cluster``: the autoencoder on MSE reconstruction, then k-means on the training codes."""
 
-    def build() -> keras.Model:
-        try:
-            model = build_model(config.model.name, data.input_shape, data.n_classes, **config.model.options)
-        except TypeError as exc:
-            raise CamkitError(f"model.options: {config.model.name} does not take "
-                              f"{str(exc).split('argument')[-1].strip()}") from None
-        nested_parts(model, config.model.name)
+    name = "cluster"
+    loss = "mse"
+
+    def matches(self, config: ExperimentConfig) -> bool:
+        return config.task == "cluster"
+
+    def batch_size(self, run: TrainRun) -> int:
+        return run.config.train.batch_size or 10
+
+    def build(self, run: TrainRun) -> keras.Model:
+        model = build_configured(run.config, run.data)
+        nested_parts(model, run.config.model.name)
         return model
 
-    result = fit_classifier(
-        build, _autoencoder_pairs(data.train_data(batch_size, train.seed)), epochs=train.epochs,
-        best_path=dirs.best_model, log_path=dirs.results / "train_log.csv", learning_rate=train.learning_rate,
-        monitor=train.monitor, reduce_lr=(train.reduce_lr_factor, train.reduce_lr_patience, train.min_lr),
-        strategy=train.strategy, batch_size=batch_size, resume_from=resume, progress=progress, loss="mse",
-    )
-    encoder, decoder = nested_parts(result.model, config.model.name)
-    codes = encode(encoder, split_inputs(data, "train", batch_size), batch_size)
-    kmeans = fit_kmeans(codes, n_clusters, config.cluster.n_init, train.seed)
-    settings = {"n_clusters": n_clusters, "n_init": config.cluster.n_init, "seed": train.seed,
-                "inertia": float(kmeans.inertia_), "n_iter": int(kmeans.n_iter_), "latent_dim": int(codes.shape[1]),
-                "algorithm": "sklearn.cluster.KMeans (lloyd, k-means++ init) on the training codes"}
-    clusters = ClusterModel(encoder, decoder, kmeans.cluster_centers_.astype(np.float32), settings)
-    save_clusters(clusters, dirs)
-    report = cluster_metrics(config, clusters, data, dirs, batch_size, train_codes=codes)
-    trained = result.epochs_run > 0
-    summary = {
-        "experiment": config.name, "dataset": data.name, "model": config.model.name, "task": "cluster",
-        "parameters": int(result.model.count_params()), "epochs": result.epochs_run, "batch_size": batch_size,
-        "best_epoch": result.best_epoch + 1 if trained else None,
-        f"best_{train.monitor}": result.best_value if trained else None,
-        "final": {k: v[-1] for k, v in result.history.items()},
-        "train_wall_time_s": round(result.wall_time_s, 2), "resumed_from": str(resume) if resume else None,
-        "model_path": str(dirs.best_model), "kmeans": settings, "clustering": report,
-    }
-    atomic_write_json(dirs.results / "train_metrics.json", summary)
-    write_manifest(dirs, config.to_dict(), status="trained", batch_size=batch_size,
-                   train_wall_time_s=summary["train_wall_time_s"])
-    return summary
+    def pairs(self, run: TrainRun, train_data: Any) -> Any:
+        if isinstance(train_data, tuple):
+            return train_data[0], train_data[0]
+        return train_data.map(lambda x, y: (x, x))
+
+    def after_fit(self, run: TrainRun, result: FitResult) -> dict[str, Any]:
+        config, data, batch_size = run.config, run.data, run.batch_size
+        encoder, decoder = nested_parts(result.model, config.model.name)
+        codes = encode(encoder, split_inputs(data, "train", batch_size), batch_size)
+        n_clusters = config.cluster.n_clusters or data.n_classes
+        kmeans = fit_kmeans(codes, n_clusters, config.cluster.n_init, config.train.seed)
+        settings = {"n_clusters": n_clusters, "n_init": config.cluster.n_init, "seed": config.train.seed,
+                    "inertia": float(kmeans.inertia_), "n_iter": int(kmeans.n_iter_),
+                    "latent_dim": int(codes.shape[1]),
+                    "algorithm": "sklearn.cluster.KMeans (lloyd, k-means++ init) on the training codes"}
+        clusters = ClusterModel(encoder, decoder, kmeans.cluster_centers_.astype(np.float32), settings)
+        save_clusters(clusters, run.dirs)
+        report = cluster_metrics(config, clusters, data, run.dirs, batch_size, train_codes=codes)
+        return {"task": "cluster", "kmeans": settings, "clustering": report}
+
+    def evaluate(self, run: EvalRun) -> dict[str, Any]:
+        """Reload the experiment's clustering and report ACC / NMI / ARI on train and test."""
+        return cluster_metrics(run.config, load_clusters(run.dirs), run.data, run.dirs,
+                               run.config.train.batch_size or 10)
 
 
 def save_clusters(clusters: ClusterModel, dirs: RunDirs) -> None:
@@ -158,7 +135,7 @@ def save_clusters(clusters: ClusterModel, dirs: RunDirs) -> None:
 
 
 def load_clusters(dirs: RunDirs) -> ClusterModel:
-    """The clustering saved by :func:`train_clusters` for an experiment."""
+    """The clustering saved by training a ``task: cluster`` experiment."""
     paths = {name: dirs.models / name for name in ("encoder.keras", "decoder.keras", "centroids.npy", "kmeans.json")}
     missing = [str(p) for p in paths.values() if not p.is_file()]
     if missing:
@@ -195,9 +172,4 @@ def cluster_metrics(config: ExperimentConfig, clusters: ClusterModel, data: Spli
     return report
 
 
-def evaluate_clusters(config: ExperimentConfig, root: Path = Path(".")) -> dict:
-    """Reload the experiment's clustering and report ACC / NMI / ARI on train and test."""
-    dirs = RunDirs(config.name, root)
-    data = load_data(config.data)
-    clusters = load_clusters(dirs)
-    return cluster_metrics(config, clusters, data, dirs, config.train.batch_size or 10)
+register_recipe(ClusterRecipe())

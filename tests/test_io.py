@@ -1,4 +1,4 @@
-"""Atomic writes and run folders."""
+"""Atomic writes (camkit/io.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from camkit.io import atomic_path, atomic_write_json, atomic_write_text, replace_dir_atomically, replace_marked_block
-from camkit.workflows.results import RunDirs
 
 
 def test_atomic_write_replaces_and_follows_umask(tmp_path: Path) -> None:
@@ -54,13 +53,6 @@ def test_replace_dir_keeps_old_folder_on_failure(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
     replace_dir_atomically(folder, lambda tmp: (tmp / "y.txt").write_text("new"))
     assert sorted(p.name for p in folder.iterdir()) == ["y.txt"]
-
-
-def test_run_dirs_layout(tmp_path: Path) -> None:
-    dirs = RunDirs("exp", tmp_path).ensure()
-    assert dirs.results == tmp_path / "results" / "exp" and dirs.results.is_dir()
-    assert dirs.models.is_dir() and dirs.plots.is_dir()
-    assert dirs.best_model == tmp_path / "models" / "exp" / "best.keras"
 
 
 def test_replace_marked_block(tmp_path: Path) -> None:
