@@ -9,7 +9,8 @@ explanation of every sample:
 - ``"lowest"``: the lowest-scoring class; ``"true"``: each sample's true class (``y_true``);
 - ``"topK"`` / ``"top-K"``: ``top1`` .. ``topK``;
 - a comma list (``"top5,true"``, ``"top3,lowest"``) or a list/tuple of such strings: every column in order,
-  duplicates dropped.
+  duplicates dropped;
+- a :class:`TargetPlan` (already parsed).
 
 ``topK``, comma lists and string lists are *stacked*: every result array gets a K axis right after N; a
 single column otherwise. Tokens are case-insensitive. Engine codes: ``>= 0`` a class, ``-1 - r`` the class
@@ -107,7 +108,9 @@ def _per_sample(targets: Any, n_classes: int | None) -> TargetPlan:
 
 def parse_targets(targets: Any, n_classes: int | None = None) -> TargetPlan:
     """The :class:`TargetPlan` of ``targets`` (module docstring). With ``n_classes``, topK is capped at it and
-    class indices are checked; without it the engine checks them when the step runs."""
+    class indices are checked; without it the engine checks them when the step runs. A plan is returned as is."""
+    if isinstance(targets, TargetPlan):
+        return targets
     if targets is None:
         return TargetPlan((Column("top1", PREDICTED),), stacked=False)
     if isinstance(targets, (int, np.integer)) and not isinstance(targets, (bool, np.bool_)):

@@ -9,6 +9,7 @@ from typing import Any
 
 from camkit.errors import CamkitError
 from camkit.methods import DEFAULT_METHOD, method_class
+from camkit.methods.targets import parse_targets
 from camkit.workflows.sources import SourceSpec
 
 FORMATS = ("png", "pdf", "svg")
@@ -75,6 +76,10 @@ def check_plan(plan: ExplainPlan) -> None:
     for ok, message in checks:
         if not ok:
             raise CamkitError(message)
+    try:
+        parse_targets(plan.target)
+    except CamkitError as exc:  # name the option, as every CLI error does
+        raise CamkitError(f"--target: {str(exc).removeprefix('targets: ')}") from None
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import keras
@@ -13,10 +14,11 @@ from PIL import Image
 
 import camkit
 from camkit.data.timeseries import load_timeseries
+from camkit.workflows.store import file_digest, folder_digest
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SERIES_KEYS = {"mode", "method", "maps", "raw", "layer", "targets", "scores", "probabilities", "predicted", "names",
-               "indices", "class_names", "source", "split", "y_true"}
+               "indices", "class_names", "source", "split", "y_true", "run"}
 CLASSES = ["circle", "square", "stripes", "dots"]
 
 
@@ -108,6 +110,9 @@ def test_series_end_to_end(gp, gp_model, data_root, method):
     np.testing.assert_array_equal(npz["y_true"], ds.y_test[:8])
     assert list(npz["names"]) == [f"test[{i}]" for i in range(8)]
     assert list(npz["class_names"]) == ds.labels
+    run = json.loads(str(npz["run"]))  # what the maps depend on: the model file's and the dataset's bytes
+    assert run["inputs"]["model"] == file_digest(gp / "models" / "gp" / "best.keras")
+    assert run["inputs"]["data"] == folder_digest(data_root / "GunPoint") and run["settings"]["method"] == method
     pngs = sorted(p.name for p in save_dir.glob("*.png"))
     assert pngs == sorted([f"series_{i}.png" for i in range(8)] + ["series_grid.png"])
     for name in pngs:

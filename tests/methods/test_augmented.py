@@ -16,7 +16,7 @@ import camkit
 from camkit.errors import CamkitError
 from camkit.methods.augmented import AugmentedGradCAM
 from camkit.methods.warps import Warps, sample_warps, warp
-from camkit.workflows.folder import read_batches
+from camkit.workflows.store import MapStore
 
 AGGS = ("single", "max", "avg", "sr")
 
@@ -186,7 +186,7 @@ def test_folder_run_writes_one_file_per_batch_with_every_aggregation(full_run, f
     np.testing.assert_array_equal(first["targets"][:, 1], first["y_true"])  # the "true" column
     np.testing.assert_array_equal(first["targets"][:, 0], first["top5"][:, 0])
     assert first["top5"].shape == (4, 2) and np.allclose(first["top5_probs"].sum(1), 1, atol=1e-5)
-    merged = read_batches(full_run)
+    merged = MapStore(full_run).read_all()
     np.testing.assert_array_equal(merged["indices"], np.arange(10))
     assert merged["maps_max"].shape == (10, 2, 64, 64)
     # the maps equal camkit.explain on the same batch of images
@@ -234,12 +234,12 @@ def test_merged_shards_equal_the_unsharded_run(full_run, folder, tmp_path) -> No
     assert_same_batches(batch_arrays(merged), batch_arrays(full_run))
     (merged / "batches" / "batch_00001.npz").unlink()
     with pytest.raises(CamkitError, match="missing"):
-        read_batches(merged)
+        MapStore(merged).read_all()
     last = tmp_path / "last"  # a run whose last batch is missing: run.json knows how many images there are
     shutil.copytree(full_run, last)
     (last / "batches" / "batch_00002.npz").unlink()
     with pytest.raises(CamkitError, match=r"images \[8, 9\]\.\.\. are missing"):
-        read_batches(last)
+        MapStore(last).read_all()
 
 
 def test_folder_run_errors(full_run, folder) -> None:
@@ -282,5 +282,5 @@ def test_a_count_of_images_streams_the_first_ones(folder, tmp_path) -> None:
                 "-o", "n_augment=2", "--n-images", 3, "--target", "top1,true", "--save-dir", tmp_path / "out",
                 "--no-progress")
     assert "explained 3 image(s)" in result.output
-    merged = read_batches(tmp_path / "out")
+    merged = MapStore(tmp_path / "out").read_all()
     assert list(merged["names"]) == ["0/" + p.name for p in sorted((images / "0").iterdir())[:3]]

@@ -19,6 +19,7 @@ from camkit.metrics import BoxSettings, MapBatch, Metric, metric_classes, regist
 from camkit.metrics.localization import iou_inclusive
 from camkit.metrics.map_boxes import Preprocessing, box_from_map
 from camkit.workflows.evaluate import GroundTruth, evaluate_folder
+from camkit.workflows.store import MapStore
 
 XML = """<annotation><filename>{name}.png</filename><size><width>{w}</width><height>{h}</height><depth>3</depth></size>
 <object><name>{label}</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox>
@@ -47,15 +48,18 @@ def hand_made(tmp_path) -> tuple[Path, dict]:
     maps[1, 0] = maps[1, 2] = blob(slice(0, 5), slice(0, 5))  # -> (1, 1, 10, 10) vs (21, 21, 40, 40): IoU 0
     maps[2, 0] = blob(slice(12, 20), slice(12, 20))  # class a's map, far from the digit
     maps[2, 1] = maps[2, 2] = blob(slice(0, 10), slice(0, 10))  # -> (1, 1, 20, 20): IoU 1
-    run = tmp_path / "run"
-    (run / "batches").mkdir(parents=True)
-    np.savez(run / "batches" / "batch_00000.npz", names=["img0.png", "img1.png", "img2.png"], indices=np.arange(3),
-             y_true=[0, 1, 2], top5=[[0, 1, 2], [1, 0, 2], [0, 2, 1]], top5_probs=np.full((3, 3), 1 / 3),
-             columns=["top1", "top2", "true"], targets=[[0, 1, 0], [1, 0, 1], [0, 2, 2]], scores=np.zeros((3, 3)),
-             variants=["gradcam"], maps_gradcam=maps, class_names=["a", "b", "c"], layer="conv")
-    (run / "run.json").write_text(json.dumps({"n_images": 3, "batch_size": 3, "files_sha1": "x", "options": {},
-                                              "method": "gradcam", "class_names": ["a", "b", "c"]}))
-    return run, load_annotations(ann_dir)
+    store = MapStore(tmp_path / "run")
+    store.open({"n_images": 3, "batch_size": 3, "options": {}, "method": "gradcam", "class_names": ["a", "b", "c"]},
+               {"images": "sha1:x"})
+    store.write(0, {"names": ["img0.png", "img1.png", "img2.png"], "indices": np.arange(3), "y_true": [0, 1, 2],
+                    "top5": [[0, 1, 2], [1, 0, 2], [0, 2, 1]], "top5_probs": np.full((3, 3), 1 / 3),
+                    "columns": ["top1", "top2", "true"], "targets": [[0, 1, 0], [1, 0, 1], [0, 2, 2]],
+                    "scores": np.zeros((3, 3)), "variants": ["gradcam"], "maps_gradcam": maps,
+                    "class_names": ["a", "b", "c"], "layer": "conv"})
+    return store.folder, load_annotations(ann_dir)
+
+
+DIGESTS = {"annotations": "sha1:xml"}
 
 
 def truth(annotations, skip=None) -> GroundTruth:
@@ -64,7 +68,7 @@ def truth(annotations, skip=None) -> GroundTruth:
 
 def test_hand_made_batch_gives_the_known_scores(hand_made, tmp_path) -> None:
     run, annotations = hand_made
-    result = evaluate_folder(run, tmp_path / "out", truth(annotations))
+    result = evaluate_folder(run, tmp_path / "out", truth(annotations), DIGESTS)
     s = result["summary"]["gradcam"]
     assert s["n_images"] == 3 and s["top1_cls_error"] == pytest.approx(1 / 3)
     assert s["top1_loc_error"] == pytest.approx(2 / 3)  # only img0
@@ -85,7 +89,7 @@ def test_skip_list_leaves_images_out(hand_made, tmp_path) -> None:
     run, annotations = hand_made
     skip = tmp_path / "skip.txt"
     skip.write_text("img1\n")
-    result = evaluate_folder(run, tmp_path / "out", truth(annotations, read_skip_list(skip)))
+    result = evaluate_folder(run, tmp_path / "out", truth(annotations, read_skip_list(skip)), DIGESTS)
     s = result["summary"]["gradcam"]
     assert (s["n_images"], s["n_skipped"]) == (2, 1)
     assert s["top1_loc_error"] == pytest.approx(1 / 2) and s["gt_known_loc_accuracy"] == 1.0
@@ -93,13 +97,12 @@ def test_skip_list_leaves_images_out(hand_made, tmp_path) -> None:
 
 def test_maps_without_a_true_column_are_refused(hand_made, tmp_path) -> None:
     run, annotations = hand_made
-    path = run / "batches" / "batch_00000.npz"
-    with np.load(path) as f:
-        arrays = dict(f)
+    store = MapStore(run)
+    arrays = store.read(0)
     arrays["columns"] = np.array(["top1", "top2", "top3"])
-    np.savez(path, **arrays)
+    store.write(0, arrays)
     with pytest.raises(CamkitError, match="columns top1 and true"):
-        evaluate_folder(run, tmp_path / "out", truth(annotations))
+        evaluate_folder(run, tmp_path / "out", truth(annotations), DIGESTS)
 
 
 class MeanInBox(Metric):

@@ -160,7 +160,7 @@ def _with_reconstruction_target(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, 
 class HiresRecipe(ClassifyRecipe):
     """``model: densenet-full``: stage 2 from a trained half model (and stage 1 first with a ``half:`` section)."""
 
-    name = "hires"
+    name = "densenet-two-stage"
     loss: ClassVar[Any] = [None, "mse"]  # the classifier output is frozen: only the reconstruction is trained
     metrics: ClassVar[Any] = [["accuracy"], []]
 
