@@ -13,6 +13,15 @@ A config has four sections; every key is optional and has the default below::
     task: classify              # classify | cluster (autoencoder + k-means on the latent codes)
     cluster: {n_clusters: null, n_init: 20}   # task cluster: k (null: the number of classes), k-means restarts
     half: null                  # model densenet-full: train stage 1 (densenet-half) first, see below
+    explain: null               # steps [..., explain]: {method: gradcam, target: top3, ...} or a list of such runs
+    eval_localization: null     # steps [..., eval-localization]: {method: gradcam, ...} or a list
+
+``explain`` takes the keys of ``camkit explain`` (as in :class:`camkit.workflows.plan.ExplainPlan` and
+:class:`camkit.workflows.sources.SourceSpec`: method, options, layer, layer_backcount, n_images, target,
+layout, batch_size, save_dir, format, n_figures, overwrite, split, images, labels, imagenet_labels,
+image_size, preprocess); ``eval_localization`` those of ``camkit eval-localization`` (method, maps,
+target, options, threshold, annotations, imagenet, synsets, clsloc, skip, batch_size, image_size,
+preprocess, out, overwrite, n_figures). Both explain the experiment's own model and dataset.
 
 ``steps`` may name any step registered in ``camkit.workflows.run`` (``camkit run`` checks them; a
 caller that knows the registry passes ``known_steps`` to :func:`load_config`).
@@ -127,6 +136,8 @@ class ExperimentConfig:
     task: str = "classify"  # classify | cluster
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     half: HalfConfig | None = None  # densenet-full: train stage 1 first (see the module doc)
+    explain: Any = None  # camkit run's explain step: one explain run (a mapping) or a list of them
+    eval_localization: Any = None  # camkit run's eval-localization step: a mapping or a list of them
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -82,11 +82,5 @@ def explain(model_path: Path | None, config_path: Path | None, layer_backcount: 
     kw.pop("method", None)
     plan = ExplainPlan(source=source, layer_backcount=parse_ints(layer_backcount, "--layer-backcount"),
                        progress=False if no_progress else None, options=method_options(option), **method, **kw)
-    result = explain_to_dir(plan)
-    what = "image(s)" if result.kind == "images" else "series"
-    layers = ", ".join(result.layers) or "the input"
-    click.echo(f"explained {result.n} {what} of {result.source} with {', '.join(result.methods)} at {layers}")
-    for note in result.notes:
-        click.echo(f"note: {note}")
-    click.echo(f"maps: {result.npz}")
-    click.echo(f"figures: {result.save_dir} ({len(result.figures)} file{'s' if len(result.figures) != 1 else ''})")
+    for line in explain_to_dir(plan).lines():
+        click.echo(line)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +11,7 @@ from camkit.cli.app import main
 from camkit.cli.options import config_option, method_options
 
 if TYPE_CHECKING:
-    from camkit.metrics import Metric
+    pass
 
 
 @main.command("eval-localization")
@@ -63,22 +62,5 @@ def eval_localization(model_path: Path | None, config_path: Path | None, option:
                                                   "batch_size", "image_size", "preprocess")})
     files = workflow.TruthFiles(**{k: kw.pop(k) for k in ("annotations", "imagenet", "synsets", "clsloc", "skip")})
     result = workflow.eval_localization(source, files, workflow.EvalRun(progress=False if no_progress else None, **kw))
-    click.echo(f"evaluated {len(result['computed'])} of {len(result['batches'])} batch(es) of {result['maps']}")
-    if not result["complete"]:
-        click.echo(f"not every batch is evaluated yet ({result['n_batches']} in all): merge the shards' "
-                   "batches/ and eval/ folders, then run again without --shard for the summary")
-        return
-    for line in summary_table(result["summary"], result["metrics"]):
+    for line in workflow.result_lines(result):
         click.echo(line)
-    click.echo(f"results: {result['out']} (summary.json, per_image.csv, submissions/, "
-               f"{len(result['figures'])} figures)")
-
-
-def summary_table(summary: dict[str, dict[str, Any]], metrics: Sequence[type[Metric]]) -> list[str]:
-    """One line per variant: the metrics' table columns (``Metric.table``) and the number of images."""
-    columns = [(key, header, max(len(header), 9)) for cls in metrics for key, header in cls.table]
-    lines = [" ".join([f"{'variant':<10}", *(f"{header:>{w}}" for _, header, w in columns)]) + "  images"]
-    for variant, s in summary.items():
-        lines.append(" ".join([f"{variant:<10}", *(f"{s[key]:>{w}.3f}" for key, _, w in columns)])
-                     + f"  {s['n_images']}")
-    return lines

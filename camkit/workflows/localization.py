@@ -24,7 +24,7 @@ from typing import Any
 from camkit.data.boxes import Annotation, ClassMap, image_id
 from camkit.errors import CamkitError
 from camkit.methods import method_class
-from camkit.metrics import BoxSettings
+from camkit.metrics import BoxSettings, Metric
 from camkit.plots import save_figure
 from camkit.plots.variants import variant_figure
 from camkit.workflows.evaluate import GroundTruth, evaluate_folder
@@ -188,3 +188,23 @@ def eval_localization(source: MapsSource, files: TruthFiles, run: EvalRun) -> di
     result["figures"] = write_figures(maps, out, truth, run.n_figures) if result["complete"] else []
     result["maps"] = maps
     return result
+
+
+def result_lines(result: dict[str, Any]) -> list[str]:
+    """What ``camkit eval-localization`` prints: the batches evaluated, then the summary table once complete."""
+    lines = [f"evaluated {len(result['computed'])} of {len(result['batches'])} batch(es) of {result['maps']}"]
+    if not result["complete"]:
+        return [*lines, f"not every batch is evaluated yet ({result['n_batches']} in all): merge the shards' "
+                        "batches/ and eval/ folders, then run again without --shard for the summary"]
+    return [*lines, *summary_table(result["summary"], result["metrics"]),
+            f"results: {result['out']} (summary.json, per_image.csv, submissions/, {len(result['figures'])} figures)"]
+
+
+def summary_table(summary: dict[str, dict[str, Any]], metrics: Sequence[type[Metric]]) -> list[str]:
+    """One line per variant: the metrics' table columns (``Metric.table``) and the number of images."""
+    columns = [(key, header, max(len(header), 9)) for cls in metrics for key, header in cls.table]
+    lines = [" ".join([f"{'variant':<10}", *(f"{header:>{w}}" for _, header, w in columns)]) + "  images"]
+    for variant, s in summary.items():
+        lines.append(" ".join([f"{variant:<10}", *(f"{s[key]:>{w}.3f}" for key, _, w in columns)])
+                     + f"  {s['n_images']}")
+    return lines

@@ -95,3 +95,12 @@ class ExplainResult:
     layers: list[str]
     source: str
     notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """What ``camkit explain`` prints about the run."""
+        what = "image(s)" if self.kind == "images" else "series"
+        layers = ", ".join(self.layers) or "the input"
+        plural = "s" if len(self.figures) != 1 else ""
+        return [f"explained {self.n} {what} of {self.source} with {', '.join(self.methods)} at {layers}",
+                *(f"note: {note}" for note in self.notes), f"maps: {self.npz}",
+                f"figures: {self.save_dir} ({len(self.figures)} file{plural})"]

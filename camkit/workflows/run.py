@@ -1,7 +1,9 @@
 """``camkit run``: a config's ``steps`` in order, each a registered function.
 
 A step is a function ``(config, root, progress) -> StepResult`` registered with ``@register_step(NAME)``;
-adding one is that function (its options in its own section of the config) and its registration here.
+adding one is that function (its options in its own section of the config) and its registration here. The steps:
+``train``, ``evaluate`` (the experiment's recipe), ``explain`` (the ``explain`` section: one or more explain runs)
+and ``eval-localization`` (the ``eval_localization`` section).
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from typing import Any
 
 from camkit.config import ExperimentConfig
 from camkit.errors import CamkitError
+from camkit.workflows.explain import explain_to_dir
 from camkit.workflows.fit import make_strategy
+from camkit.workflows.localization import eval_localization, result_lines
 from camkit.workflows.recipes.hires import parity_text
+from camkit.workflows.sections import explain_plans, localization_plans
 from camkit.workflows.train import evaluate_experiment, train_experiment
 
 
@@ -78,3 +83,26 @@ def evaluate_step(config: ExperimentConfig, root: Path, progress: bool) -> StepR
     if "parity" in report:
         lines.append(parity_text(report["parity"]))
     return StepResult("evaluate", report, lines)
+
+
+@register_step("explain")
+def explain_step(config: ExperimentConfig, root: Path, progress: bool) -> StepResult:
+    """Every run of the config's ``explain`` section on the experiment's model: maps and figures."""
+    plans = explain_plans(config, root, progress)
+    if not plans:
+        raise CamkitError("steps: explain needs an explain section in the config (e.g. explain: {method: gradcam})")
+    results = [explain_to_dir(plan) for plan in plans]
+    return StepResult("explain", {"runs": [str(r.save_dir) for r in results]},
+                      [line for r in results for line in r.lines()])
+
+
+@register_step("eval-localization")
+def localization_step(config: ExperimentConfig, root: Path, progress: bool) -> StepResult:
+    """Every run of the config's ``eval_localization`` section: boxes, localization scores, submissions."""
+    plans = localization_plans(config, root, progress)
+    if not plans:
+        raise CamkitError("steps: eval-localization needs an eval_localization section in the config "
+                          "(e.g. eval_localization: {method: gradcam})")
+    results = [eval_localization(*plan) for plan in plans]
+    return StepResult("eval-localization", {"runs": [str(r["out"]) for r in results]},
+                      [line for r in results for line in result_lines(r)])
