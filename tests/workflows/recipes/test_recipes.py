@@ -20,7 +20,8 @@ from camkit.workflows.train import fit_settings, train_experiment
 def test_each_config_gets_its_recipe():
     assert recipe_names() == ["cluster", "densenet-two-stage", "classify"]  # the fallback last
     cases = [({}, "classify"), ({"task": "cluster"}, "cluster"),
-             ({"model.name": "densenet-full"}, "densenet-two-stage"), ({"model.name": "densenet-half"}, "classify"), ({"task": "cluster", "data.kind": "images"}, "cluster")]
+             ({"model.name": "densenet-full"}, "densenet-two-stage"), ({"model.name": "densenet-half"}, "classify"),
+             ({"task": "cluster", "data.kind": "images"}, "cluster")]
     for overrides, name in cases:
         assert recipe_for(load_config(None, overrides)).name == name, overrides
 
