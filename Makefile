@@ -32,7 +32,6 @@ demo: $(STAMP)
 	@echo "localization: results/cluttered_digits_cnn/localization_gradcam/," \
 	      "plots/cluttered_digits_cnn/demo_augmented/{figures,localization}/"
 	$(BIN)/camkit run configs/gunpoint_cluster.yaml --epochs 10 --name gunpoint_cluster_demo --no-progress
-	$(BIN)/camkit explain --experiment gunpoint_cluster_demo --method gradceam --no-progress
 	@echo "Grad-CeAM (10 epochs; configs/gunpoint_cluster.yaml trains 50): results/gunpoint_cluster_demo/" \
 	      "(cluster_metrics.json, faithfulness.json), plots/gunpoint_cluster_demo/grad_test_{best,worst,centers}{0,1}/"
 	$(BIN)/camkit make-benchmark cluttered-digits --seed 0 --n-train 1000 --n-test 100 \
