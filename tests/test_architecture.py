@@ -172,3 +172,13 @@ def test_click_commands_only_parse_and_call() -> None:
                 if is_click_command(fn)]
     assert len(commands) >= 8  # convert-sktime, make-benchmark, models, train, evaluate, run, explain, ...
     assert long == []
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    private = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("camkit"):
+                private += [f"{path.relative_to(PACKAGE)}:{node.lineno}: {node.module}.{a.name}"
+                            for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+    assert private == []

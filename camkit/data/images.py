@@ -40,11 +40,6 @@ class ImageFolder:
         return len(self.files)
 
     @property
-    def num_classes(self) -> int:
-        """Number of classes (0 for a flat folder)."""
-        return len(self.class_names)
-
-    @property
     def num_skipped(self) -> int:
         """Number of unreadable files left out."""
         return len(self.skipped)

@@ -12,7 +12,6 @@ import weakref
 from collections.abc import Hashable
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from camkit.methods.base import Batch, Method, MethodNotApplicable, register_method
@@ -54,11 +53,6 @@ def cam_head(model: keras.Model, ref: LayerRef, batch_shape: tuple[int, ...], sc
             "Use gradcam, which works for any layer"
         )
     return dense[0]
-
-
-def cam_kernel(model: keras.Model, ref: LayerRef, batch_shape: tuple[int, ...], score_fn: ScoreFn) -> np.ndarray:
-    """The (K, classes) kernel of the Dense layer that makes the class logits from GAP(``ref``'s output)."""
-    return keras.ops.convert_to_numpy(cam_head(model, ref, batch_shape, score_fn).kernel)
 
 
 @register_method("cam")

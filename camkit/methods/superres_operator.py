@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from camkit.methods.warps import Warps, _flat, warp_matrices
+from camkit.methods.warps import Warps, flat_matrices, warp_matrices
 
 
 def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
@@ -51,7 +51,7 @@ def _warp_downsample_matrix(warps: Warps, image_size: tuple[int, int], low_size:
     yi, yw = _row_nonzeros(resize_matrix(height, low_h))  # (h, ky)
     xi, xw = _row_nonzeros(resize_matrix(width, low_w))  # (w, kx)
     # The warp rows D reads: output pixel (Y, X) of copy l reads input point M_l (X, Y, 1) bilinearly.
-    mats = _flat(warp_matrices(warps, image_size)).astype(np.float64)  # float32 entries, as TF receives them
+    mats = flat_matrices(warp_matrices(warps, image_size)).astype(np.float64)  # float32 entries, as TF receives them
     big_y = yi[None, :, None, :, None]
     big_x = xi[None, None, :, None, :]
     weight_d = yw[None, :, None, :, None] * xw[None, None, :, None, :]

@@ -145,7 +145,7 @@ def warp_matrices(warps: Warps, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _flat(matrices: np.ndarray) -> np.ndarray:
+def flat_matrices(matrices: np.ndarray) -> np.ndarray:
     """(n, 3, 3) affine matrices -> (n, 8) float32 rows ``[a0 a1 a2 b0 b1 b2 0 0]`` for the TF op."""
     return np.concatenate([matrices[:, 0, :], matrices[:, 1, :], np.zeros((len(matrices), 2))], -1).astype(np.float32)
 
@@ -165,7 +165,7 @@ def _transform(images: tf.Tensor, transforms: np.ndarray) -> tf.Tensor:
 def _apply(x: tf.Tensor, matrices: np.ndarray) -> tf.Tensor:
     """x (B, n, H, W, C): copy i of every image transformed by ``matrices[i]``."""
     batch, n, height, width, channels = (int(d) for d in x.shape)
-    flat = np.tile(_flat(matrices), (batch, 1))  # (B·n, 8), image-major like the reshape below
+    flat = np.tile(flat_matrices(matrices), (batch, 1))  # (B·n, 8), image-major like the reshape below
     out = _transform(tf.reshape(x, (batch * n, height, width, channels)), flat)
     return tf.reshape(out, (batch, n, height, width, channels))
 
@@ -195,7 +195,7 @@ def warp_each(images, warps: Warps) -> tf.Tensor:
     if x.shape.rank != 4 or x.shape[0] != len(warps):
         raise ValueError(f"need (N, H, W, C) images and N warps, got shape {tuple(x.shape)} and {len(warps)} warps")
     warps.check_size(tuple(x.shape[1:3]))
-    return _transform(x, _flat(warp_matrices(warps, tuple(x.shape[1:3]))))
+    return _transform(x, flat_matrices(warp_matrices(warps, tuple(x.shape[1:3]))))
 
 
 def unwarp(maps, warps: Warps) -> tf.Tensor:
