@@ -89,3 +89,29 @@ def test_bad_sections_are_one_line_and_exit_2(digits_root, tmp_path, section, me
     result = invoke("run", config, "--root", tmp_path)
     assert result.exit_code == 2 and message in result.output, result.output
     assert result.output.count("\n") == 1
+
+
+def test_every_shipped_config_names_registered_steps_with_their_sections(repo_root) -> None:
+    from camkit.config import load_config
+    from camkit.workflows.run import step_names
+    from camkit.workflows.sections import explain_plans, localization_plans
+
+    for path in sorted((repo_root / "configs").glob("*.yaml")):
+        config = load_config(path, known_steps=step_names())
+        assert ("explain" in config.steps) == bool(explain_plans(config, Path("."), True)), path
+        assert ("eval-localization" in config.steps) == bool(localization_plans(config, Path("."), True)), path
+
+
+def test_viewer_layouts_from_one_config(repo_root, digits_root, tmp_path) -> None:
+    viewer = yaml.safe_load((repo_root / "configs" / "viewer_digits.yaml").read_text())["explain"]
+    config = write_config(tmp_path / "viewer.yaml", digits_root, ["train", "explain"],
+                          explain=[{**run, "n_images": 2} if "n_images" in run else run for run in viewer])
+    result = ok("run", config, "--root", tmp_path, "--no-progress")
+    plots = tmp_path / "plots"
+    assert sorted(p.name for p in (plots / "viewer_digits" / "explain_gradcam_layers").glob("*.png")) == [
+        "layer_1.png", "layer_2.png", "layer_3.png"]
+    viewer_npz = np.load(plots / "augdigits" / "explain_gradcam" / "explanation.npz")
+    assert list(viewer_npz["columns"]) == ["top1", "top2", "top3", "lowest"]
+    notebook = np.load(plots / "augdigits" / "explain_gradcam_notebook" / "explanation.npz")
+    assert list(notebook["methods"]) == ["cam", "guided-backprop", "guided-gradcam"]
+    assert result.output.count("explained") == 3
