@@ -11,6 +11,7 @@ from camkit.errors import CamkitError
 from camkit.methods import DEFAULT_METHOD, method_class
 from camkit.methods.targets import parse_targets
 from camkit.workflows.sources import SourceSpec
+from camkit.workflows.store import Shard
 
 FORMATS = ("png", "pdf", "svg")
 LAYOUTS = ("viewer", "notebook")
@@ -76,6 +77,7 @@ def check_plan(plan: ExplainPlan) -> None:
     for ok, message in checks:
         if not ok:
             raise CamkitError(message)
+    Shard.parse(plan.shard)
     try:
         parse_targets(plan.target)
     except CamkitError as exc:  # name the option, as every CLI error does

@@ -230,7 +230,9 @@ def test_merged_shards_equal_the_unsharded_run(full_run, folder, tmp_path) -> No
         (merged / "batches").mkdir(parents=True, exist_ok=True)
         for path in (out / "batches").iterdir():
             shutil.copy(path, merged / "batches" / path.name)
-    assert sorted(p.name for p in (tmp_path / "shard1" / "batches").iterdir()) == ["batch_00001.npz"]
+    shutil.copy(tmp_path / "shard0" / "run.json", merged / "run.json")  # every shard records the same run
+    assert sorted(p.name for p in (tmp_path / "shard1" / "batches").iterdir()) == ["batch_00001.npz",
+                                                                                 "batch_00001.sha1"]
     assert_same_batches(batch_arrays(merged), batch_arrays(full_run))
     (merged / "batches" / "batch_00001.npz").unlink()
     with pytest.raises(CamkitError, match="missing"):
@@ -238,7 +240,7 @@ def test_merged_shards_equal_the_unsharded_run(full_run, folder, tmp_path) -> No
     last = tmp_path / "last"  # a run whose last batch is missing: run.json knows how many images there are
     shutil.copytree(full_run, last)
     (last / "batches" / "batch_00002.npz").unlink()
-    with pytest.raises(CamkitError, match=r"images \[8, 9\]\.\.\. are missing"):
+    with pytest.raises(CamkitError, match=r"batches \[2\] are missing"):
         MapStore(last).read_all()
 
 
@@ -250,12 +252,13 @@ def test_folder_run_errors(full_run, folder) -> None:
     changed = invoke("explain", "--model-path", retrained, "--images", images, "--method", "augmented-gradcam",
                      "-o", "n_augment=4", "-o", "aggregate=all", "--batch-size", 4, "--save-dir", full_run,
                      "--target", "top1,true")
-    assert changed.exit_code == 2 and "other settings (model)" in changed.output, changed.output
+    assert changed.exit_code == 2 and "changed inputs (model)" in changed.output, changed.output
     other = invoke("explain", "--model-path", model_path, "--images", images, "--method", "augmented-gradcam",
                    "-o", "n_augment=5", "--save-dir", full_run, "--batch-size", 4, "--target", "top1,true")
     assert other.exit_code == 2 and "other settings (options)" in other.output
     for args, message in [(["--shard", "2/2"], "--shard: expected i/n"), (["-o", "n_augment"], "KEY=VALUE"),
-                          (["--target", "top0"], "--target: expected predicted"), (["--n-images", "x"], "--n-images")]:
+                          (["--target", "top0"], "--target: 'top0': K must be at least 1"),
+                          (["--n-images", "x"], "--n-images")]:
         bad = invoke("explain", "--model-path", model_path, "--images", images, "--method", "augmented-gradcam",
                      *args)
         assert bad.exit_code == 2 and message in bad.output, bad.output
@@ -270,9 +273,9 @@ def test_overwrite_replaces_a_run_made_with_other_settings(full_run, folder, tmp
                 "-o", "n_augment=2", "-o", "aggregate=max", "--batch-size", 5, "--save-dir", out, "--n-figures", 1,
                 "--no-progress", "--overwrite")
     assert "2 of 2 batch(es) computed" in result.output
-    assert sorted(p.name for p in (out / "batches").iterdir()) == ["batch_00000.npz", "batch_00001.npz"]
+    assert sorted(p.name for p in (out / "batches").glob("*.npz")) == ["batch_00000.npz", "batch_00001.npz"]
     assert sorted(p.name for p in (out / "figures").iterdir()) == ["image_00000.png"]
-    settings = json.loads((out / "run.json").read_text())
+    settings = json.loads((out / "run.json").read_text())["settings"]
     assert settings["options"] == {"n_augment": 2, "aggregate": "max"} and settings["batch_size"] == 5
 
 
