@@ -65,6 +65,9 @@ def explain_to_dir(plan: ExplainPlan) -> ExplainResult:
     if method_class(plan.method).task == "cluster":
         return explain_clusters(plan)
     resolved = resolve_source(plan.source)
+    kind, kinds = "images" if resolved.is_images else "series", method_class(plan.method).input_kinds
+    if kind not in kinds:
+        raise CamkitError(f"--method {plan.method}: it explains {' and '.join(kinds)}, not {kind}")
     if streamed(plan, resolved):
         if len(plan.layer_backcount) > 1 or plan.layout == "notebook":
             raise CamkitError("a whole-folder run explains one layer with one method: drop --layer-backcount / "

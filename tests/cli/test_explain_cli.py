@@ -278,12 +278,13 @@ def error_cases(gp: Path, data_root: Path, images: Path) -> dict[str, tuple[list
         "notebook series": ([*series, "--layout", "notebook"], "for images"),
         "target": ([*series, "--target", "best"], "--target"),
         "backcount": ([*series, "--layer-backcount", "9"], "the model has 3"),
+        "images-only method": ([*series, "--method", "augmented-gradcam"], "it explains images, not series"),
     }
 
 
 @pytest.mark.parametrize("case", ["no data", "both data", "no model", "shape", "images into a series model",
                                   "method", "layer", "labels length", "imagenet labels", "cam head", "image size",
-                                  "notebook series", "target", "backcount"])
+                                  "notebook series", "target", "backcount", "images-only method"])
 def test_errors_exit_2_with_one_line_and_write_nothing(gp, data_root, images, tmp_path, case):
     args, message = error_cases(gp, data_root, images)[case]
     before = files_under(gp)

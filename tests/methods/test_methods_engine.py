@@ -316,7 +316,7 @@ def test_target_lists_and_true_classes() -> None:
     for j, column in {0: None, 1: order[:, 1], 2: "lowest", 3: y_true, 4: 1}.items():  # each as run alone
         alone = explain(model, x, targets=column)
         np.testing.assert_allclose(mixed.maps[:, j], alone.maps, atol=1e-6)
-        np.testing.assert_allclose(mixed.scores[:, j], alone.scores, rtol=1e-6)
+        np.testing.assert_allclose(mixed.scores[:, j], alone.scores, rtol=1e-6, atol=1e-7)
     true = explain(model, x, targets="true", y_true=y_true)
     assert true.maps.shape == (5, 10) and true.targets.tolist() == y_true.tolist()
     assert explain(model, x, targets=["lowest"]).maps.shape == (5, 1, 10)
