@@ -119,11 +119,14 @@ def evaluate(config_path: Path | None, root: Path, model_path: Path | None, **kw
 @experiment_options
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run(config_path: Path, root: Path, no_progress: bool, **kw: Any) -> None:
-    """Run a config's whole experiment (its `steps`: train, evaluate, ...).
+    """Run a config's whole experiment: its `steps` (train, evaluate, explain, eval-localization) in order,
+    each with the options of its own section of the config.
 
     \b
     Example:
       camkit run configs/gunpoint_fcn.yaml
+      camkit run configs/gunpoint_cluster.yaml     (Grad-CeAM: train, clusters, best/worst/centre figures)
+      camkit run configs/augmented_digits.yaml     (Augmented Grad-CAM: train, whole-folder maps, localization)
     """
     from camkit.workflows.run import run_experiment
 
