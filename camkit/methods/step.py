@@ -12,7 +12,8 @@ so nothing below the layer is differentiated. Guided methods trace that same for
 take ``d score / dx`` with ``tf.gradients``: one forward pass gives both the ordinary ``g`` (tape) and
 the guided input gradient. ``A`` and ``g`` are returned as float32. Nothing mixes samples, so a
 sample's result does not depend on its batch. The engine pads batches to one size, so a step is traced
-once per input shape.
+once per input shape; calls with other batch sizes (a whole-folder run's ``true`` subset, short inputs) share one
+more trace whose batch axis is left open (``reduce_retracing``), instead of one trace per size.
 """
 
 from __future__ import annotations
@@ -117,4 +118,4 @@ def _build_step(model_ref: weakref.ref, path: str | None, flags: tuple[bool, boo
         out.update(targets=targets, scores=picked, n_classes=tf.shape(scores)[-1])
         return out
 
-    return tf.function(step, autograph=False)
+    return tf.function(step, autograph=False, reduce_retracing=True)  # batch sizes that vary: one more trace

@@ -177,6 +177,15 @@ def test_traced_once_per_batch_shape() -> None:
     assert traces(model) == [1]
 
 
+def test_varying_small_batches_do_not_retrace_each_size() -> None:
+    model = functional()
+    x = inputs_for(model, 6)
+    maps = [explain(model, x[:n], batch_size=8).maps for n in range(1, 7)]  # six batch shapes (e.g. a "true" subset)
+    assert traces(model) == [2]  # the first shape, then one trace whose batch axis is left open
+    for n, m in enumerate(maps, 1):
+        np.testing.assert_allclose(m, explain(model, x, batch_size=8).maps[:n], atol=1e-6)
+
+
 def test_step_cache_does_not_keep_the_model_alive() -> None:
     model = functional()
     explain(model, inputs_for(model, 2))
