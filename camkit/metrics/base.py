@@ -18,6 +18,7 @@ preprocessed images, for metrics that run the model again).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +114,7 @@ class MapBatch:
         return self._boxes[key]
 
 
-class Metric:
+class Metric(ABC):
     """A metric plugin (module docstring). Subclasses set the class variables and the two methods."""
 
     name: ClassVar[str] = ""
@@ -123,13 +124,13 @@ class Metric:
     columns: ClassVar[tuple[str, ...]] = ()  # per-image record fields, in CSV order
     table: ClassVar[tuple[tuple[str, str], ...]] = ()  # (summary key, header) columns of the command's table
 
+    @abstractmethod
     def evaluate_batch(self, batch: MapBatch) -> dict[str, Any]:
         """JSON-able part of one batch: ``records`` (one per ``batch.kept`` image, when ``columns``) and counts."""
-        raise NotImplementedError
 
+    @abstractmethod
     def summarise(self, parts: Sequence[dict[str, Any]]) -> dict[str, SummaryValue]:
         """The ``summary_keys`` from every batch's part (one variant; called when some image is scored)."""
-        raise NotImplementedError
 
     def files(self, parts: Sequence[dict[str, Any]], variant: str, class_map: ClassMap) -> dict[Path, str]:
         """Extra output files of one variant (path relative to the output folder -> text); none by default."""

@@ -9,6 +9,7 @@ the trained experiment is evaluated. :func:`recipe_for` returns the first regist
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -52,16 +53,17 @@ class EvalRun:
     model: keras.Model | None = None
 
 
-class Recipe:
-    """One kind of experiment. Subclasses override what differs; the defaults train a classifier."""
+class Recipe(ABC):
+    """One kind of experiment: a subclass says which configs it is for, builds the model and evaluates it, and
+    overrides the other steps where they differ (the defaults train a classifier on the data as they come)."""
 
     name = "recipe"
     loss: ClassVar[Any] = "sparse_categorical_crossentropy"
     metrics: ClassVar[Any] = None  # None: accuracy for the default loss
 
+    @abstractmethod
     def matches(self, config: ExperimentConfig) -> bool:
         """Whether this recipe trains and evaluates ``config``."""
-        raise NotImplementedError
 
     def stages(self, config: ExperimentConfig, root: Path) -> list[ExperimentConfig]:
         """The experiments to train, in order; the last is ``config`` itself (possibly completed)."""
@@ -79,9 +81,9 @@ class Recipe:
         """The training batch size (see :func:`resolve_batch_size`)."""
         return resolve_batch_size(run.config, run.data, num_replicas(run.config.train.strategy))
 
+    @abstractmethod
     def build(self, run: TrainRun) -> keras.Model:
         """A new, untrained model."""
-        raise NotImplementedError
 
     def pairs(self, run: TrainRun, train_data: Any) -> Any:
         """What the model fits: ``train_data`` (``(x, y)`` arrays or a dataset of them) as the loss needs it."""
@@ -91,9 +93,9 @@ class Recipe:
         """Work after fitting; returns the keys it adds to ``train_metrics.json``."""
         return {}
 
+    @abstractmethod
     def evaluate(self, run: EvalRun) -> dict[str, Any]:
         """The evaluation report of a trained experiment (written under ``results/<exp>/``)."""
-        raise NotImplementedError
 
 
 def resolve_batch_size(config: ExperimentConfig, data: Splits, replicas: int = 1) -> int:
