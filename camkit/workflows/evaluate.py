@@ -157,18 +157,20 @@ def evaluate_folder(maps_dir: Path, out: Path, truth: GroundTruth, digests: Mapp
     settings = {**truth.settings.as_dict(), "class_map": list(truth.class_map.labels),
                 "metrics": [cls.name for cls in metrics]}
     evaluated.open(settings, {"maps": as_json(record), **digests}, overwrite)
-    missing = [b for b in Shard.parse(shard).batches(n_batches) if not maps.path(b).is_file()]
+    part = Shard.parse(shard)
+    missing = [b for b in part.batches(n_batches) if not maps.path(b).is_file()]
     if missing:
         raise CamkitError(f"--maps {maps_dir}: batch file(s) {missing[:3]} missing; finish or merge the explain run")
+    sources = {b: maps.batch_digest(b) for b in range(n_batches) if maps.path(b).is_file()}  # each file hashed once
     skipped = truth.skipped()
 
     def compute(todo: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
         for b in todo:
             yield b, evaluate_batch(maps.read(b), truth, metrics, skipped)
 
-    run = run_batches(evaluated, n_batches, Shard.parse(shard), compute, depends=maps.batch_digest,
-                      progress=progress, desc="evaluate")
-    complete = all(maps.path(b).is_file() and evaluated.is_done(b, maps.batch_digest(b)) for b in range(n_batches))
+    run = run_batches(evaluated, n_batches, part, compute, depends=sources.__getitem__, progress=progress,
+                      desc="evaluate")
+    complete = len(sources) == n_batches and all(evaluated.is_done(b, sources[b]) for b in range(n_batches))
     result: dict[str, Any] = {"out": out, "computed": run.computed, "batches": run.batches, "n_batches": n_batches,
                               "complete": complete, "metrics": metrics, "run": record["settings"]}
     if complete:

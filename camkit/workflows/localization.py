@@ -126,19 +126,25 @@ def true_labels_from(annotations: Mapping[str, Annotation],
     return labels
 
 
-def _stored_maps(source: MapsSource, files: TruthFiles, run: EvalRun) -> tuple[Path, Path, Path]:
-    """(maps folder, output folder, annotations path) for ``--maps DIR``."""
+Located = tuple[Path, Path, Path, dict[str, Annotation]]  # maps folder, output folder, annotations path, annotations
+
+
+def _stored_maps(source: MapsSource, files: TruthFiles, run: EvalRun) -> Located:
+    """Where the maps and the outputs are, and the ground truth, for ``--maps DIR``."""
+    from camkit.data.boxes import load_annotations
+
     if any(v is not None for v in (source.model, source.config, source.experiment, source.images)):
         raise CamkitError("--maps already holds the maps: drop the model and --images options")
     if files.annotations is None:
         raise CamkitError("--annotations: give the ground truth (a folder of VOC XML files or a CSV)")
     maps = Path(source.maps)
-    return maps, Path(run.out) if run.out is not None else maps / "localization", Path(files.annotations)
+    out = Path(run.out) if run.out is not None else maps / "localization"
+    return maps, out, Path(files.annotations), load_annotations(files.annotations)
 
 
-def _computed_maps(source: MapsSource, files: TruthFiles, run: EvalRun) -> tuple[Path, Path, Path]:
-    """(maps folder, output folder, annotations path) for ``--method NAME``: explain the images into the maps
-    folder."""
+def _computed_maps(source: MapsSource, files: TruthFiles, run: EvalRun) -> Located:
+    """Where the maps and the outputs are, and the ground truth, for ``--method NAME``: explain the images into
+    the maps folder first."""
     from camkit.data.boxes import load_annotations
     from camkit.data.timeseries import resolve_dataset_dir
 
@@ -162,13 +168,13 @@ def _computed_maps(source: MapsSource, files: TruthFiles, run: EvalRun) -> tuple
     explain_folder(plan, resolved, true_labels_from(ann, lambda names: _class_map(files, names)))
     name = f"localization_{source.method}"
     out = Path(run.out) if run.out is not None else run.root / "results" / resolved.name / name
-    return maps, out, Path(annotations)
+    return maps, out, Path(annotations), ann
 
 
 def eval_localization(source: MapsSource, files: TruthFiles, run: EvalRun) -> dict[str, Any]:
     """``camkit eval-localization``: maps from ``source.maps`` (a folder run) or computed with ``source.method``,
     then scored by the registered metrics; figures once every batch is evaluated."""
-    from camkit.data.boxes import load_annotations, read_skip_list
+    from camkit.data.boxes import read_skip_list
 
     if (source.maps is None) == (source.method is None):
         raise CamkitError("give --maps DIR (a camkit explain --n-images all run) or --method NAME, "
@@ -176,8 +182,8 @@ def eval_localization(source: MapsSource, files: TruthFiles, run: EvalRun) -> di
     if run.threshold is not None and not 0 <= run.threshold <= 1:
         raise CamkitError(f"--threshold: a fraction of the map's maximum in [0, 1], not {run.threshold}")
     skip = read_skip_list(files.skip) if files.skip is not None else None
-    maps, out, annotations_path = (_stored_maps if source.maps is not None else _computed_maps)(source, files, run)
-    annotations = load_annotations(annotations_path)
+    maps, out, annotations_path, annotations = (_stored_maps if source.maps is not None else _computed_maps)(
+        source, files, run)
     stored = MapStore(maps).run()["settings"]
     threshold = method_class(stored["method"]).box_threshold if run.threshold is None else run.threshold
     truth = GroundTruth(annotations, _class_map(files, stored["class_names"]), BoxSettings(threshold), skip)
