@@ -111,7 +111,7 @@ def load_inputs(plan: ExplainPlan, resolved: Resolved, model: keras.Model) -> In
 
 def class_names(plan: ExplainPlan, inputs: Inputs, n_classes: int) -> list[str]:
     """The model's class names (``--labels``, ``--imagenet-labels``, the dataset's or the class folders')."""
-    found = inputs.extra.pop("class_names", None)
+    found = inputs.class_names
     spec = plan.source
     if inputs.kind == "timeseries" and spec.labels is None and not spec.imagenet_labels and len(found) != n_classes:
         raise CamkitError(f"--dataset: {inputs.source} has {len(found)} classes but the model has {n_classes} outputs")

@@ -44,13 +44,21 @@ def split_keys(run: dict[str, Any], key: str, targets: Sequence[type], root: Pat
     return [{k: as_path(k, v, root) for k, v in run.items() if k in n} for n in names]
 
 
+FIXED = ("model", "config", "experiment", "root", "source", "progress", "shard")  # what camkit run decides
+
+
+def refuse_fixed(run: Mapping[str, Any], key: str) -> None:
+    """A section may not choose the model, the experiment or the shard: ``camkit run`` explains its own."""
+    fixed = [k for k in FIXED if k in run]
+    if fixed:
+        raise CamkitError(f"config: {key}: {fixed[0]} is set by camkit run (the experiment's own model)")
+
+
 def explain_plans(config: ExperimentConfig, root: Path, progress: bool) -> list[ExplainPlan]:
     """One :class:`ExplainPlan` per run of the ``explain`` section, on the experiment's model and data."""
     plans = []
     for run in runs(config.explain, "explain"):
-        for fixed in ("model", "config", "experiment", "root", "source", "progress", "shard"):
-            if fixed in run:
-                raise CamkitError(f"config: explain: {fixed} is set by camkit run (the experiment's own model)")
+        refuse_fixed(run, "explain")
         source, plan = split_keys(run, "explain", (SourceSpec, ExplainPlan), root)
         if "layer_backcount" in plan:  # one count or a list, as --layer-backcount takes
             counts = plan["layer_backcount"]
@@ -65,9 +73,7 @@ def localization_plans(config: ExperimentConfig, root: Path,
     """The runs of the ``eval_localization`` section, on the experiment's model and data."""
     plans = []
     for run in runs(config.eval_localization, "eval_localization"):
-        for fixed in ("model", "config", "experiment", "root", "progress", "shard"):
-            if fixed in run:
-                raise CamkitError(f"config: eval_localization: {fixed} is set by camkit run")
+        refuse_fixed(run, "eval_localization")
         source, files, settings = split_keys(run, "eval_localization", (MapsSource, TruthFiles, EvalRun), root)
         maps = MapsSource(experiment=None if source.get("maps") else config.name,
                           data_root=config.data.root, **source)

@@ -59,7 +59,8 @@ class Inputs:
     x: Any
     series: np.ndarray | None = None
     files: list[Path] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)  # y_true, true_names, split
+    class_names: list[str] | None = None  # the dataset's labels or the class folders; None when unknown
+    extra: dict[str, Any] = field(default_factory=dict)  # y_true, true_names, split: written with the maps
 
 
 def _read_manifest_data(root: Path, name: str) -> dict:
@@ -199,7 +200,7 @@ def load_series(data: dict, split: str, n: int | None, model: keras.Model) -> In
     if len(expected) != 2 or any(e is not None and e != s for e, s in zip(expected, x.shape[1:], strict=True)):
         raise CamkitError(f"--dataset: the model expects inputs {expected} but {ds.name} gives {x.shape[1:]}")
     return Inputs("timeseries", ds.name, [f"{split}[{i}]" for i in range(n)], x[:n], series=x[:n],
-                  extra={"y_true": y[:n], "split": split, "class_names": list(ds.labels)})
+                  class_names=list(ds.labels), extra={"y_true": y[:n], "split": split})
 
 
 def load_image_inputs(model: keras.Model, data: dict, spec: SourceSpec, n: int | None, batch_size: int) -> Inputs:
@@ -212,7 +213,7 @@ def load_image_inputs(model: keras.Model, data: dict, spec: SourceSpec, n: int |
     x = folder.dataset(size, batch_size=batch_size, preprocess=pre, channels=channels)
     base = folder.root if Path(where).is_dir() else Path(where).parent
     inputs = Inputs("images", str(where), [p.relative_to(base).as_posix() for p in folder.files], x,
-                    files=folder.files, extra={"class_names": folder.class_names or None})
+                    files=folder.files, class_names=folder.class_names or None)
     if folder.class_names:
         inputs.extra["true_names"] = [folder.class_names[i] for i in folder.labels]
     return inputs
