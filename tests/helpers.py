@@ -27,3 +27,14 @@ def ok(*args: str | Path) -> Result:
 def gunpoint(root: Path, data_root: Path) -> list[str | Path]:
     """``camkit`` options for the shipped GunPoint under ``data_root``, outputs under ``root``."""
     return ["--dataset", "GunPoint", "--data-root", data_root, "--root", root]
+
+
+def digit_folder(data_root: Path, dest: Path, digits: tuple[str, ...], count: int, split: str = "test") -> Path:
+    """The first ``count`` shipped cluttered-digit images of each class in ``digits``, copied into class folders."""
+    import shutil
+
+    for digit in digits:
+        (dest / digit).mkdir(parents=True, exist_ok=True)
+        for path in sorted((Path(data_root) / "cluttered_digits" / split / digit).iterdir())[:count]:
+            shutil.copy(path, dest / digit / path.name)
+    return dest

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import invoke, ok
+from helpers import digit_folder, invoke, ok
 
 import camkit
 from camkit.errors import CamkitError
@@ -135,10 +135,7 @@ def test_time_series_are_refused() -> None:
 def folder(tmp_path_factory, data_root) -> tuple[Path, Path]:
     """10 cluttered-digit test images in class folders 0 and 1, and a small GAP CNN for 64x64 inputs."""
     base = tmp_path_factory.mktemp("augmented")
-    for digit in ("0", "1"):
-        (base / "images" / digit).mkdir(parents=True)
-        for path in sorted((Path(data_root) / "cluttered_digits" / "test" / digit).iterdir())[:5]:
-            shutil.copy(path, base / "images" / digit / path.name)
+    digit_folder(data_root, base / "images", ("0", "1"), 5)
     keras.utils.set_random_seed(0)
     camkit.build_model("small-gap-cnn", (64, 64, 3), 2).save(base / "cnn.keras")
     return base / "images", base / "cnn.keras"

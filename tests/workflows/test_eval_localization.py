@@ -10,7 +10,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers import invoke, ok
+from helpers import digit_folder, invoke, ok
 
 import camkit
 from camkit.data.boxes import ClassMap, load_annotations, read_skip_list, read_voc_xml
@@ -162,10 +162,7 @@ def test_a_registered_metric_reaches_the_csv_the_summary_and_the_table(hand_made
 def digits(tmp_path_factory, data_root) -> tuple[Path, Path, Path]:
     """12 cluttered-digit test images (classes 0, 1, 2), a small GAP CNN for them, and their XML folder."""
     base = tmp_path_factory.mktemp("evalloc")
-    for digit in ("0", "1", "2"):
-        (base / "images" / digit).mkdir(parents=True)
-        for path in sorted((Path(data_root) / "cluttered_digits" / "test" / digit).iterdir())[:4]:
-            shutil.copy(path, base / "images" / digit / path.name)
+    digit_folder(data_root, base / "images", ("0", "1", "2"), 4)
     keras.utils.set_random_seed(0)
     camkit.build_model("small-gap-cnn", (64, 64, 3), 3).save(base / "cnn.keras")
     return base / "images", base / "cnn.keras", Path(data_root) / "cluttered_digits" / "annotations" / "test"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
-from helpers import invoke, ok
+from helpers import digit_folder, invoke, ok
 
 import camkit
 from camkit.workflows.store import MapStore, file_digest
@@ -18,10 +17,7 @@ from camkit.workflows.store import MapStore, file_digest
 @pytest.fixture()
 def folder(tmp_path, data_root) -> tuple[Path, Path]:
     """6 cluttered-digit images in class folders 0 and 1, and a small GAP CNN with 2 classes."""
-    for digit in ("0", "1"):
-        (tmp_path / "images" / digit).mkdir(parents=True)
-        for path in sorted((Path(data_root) / "cluttered_digits" / "test" / digit).iterdir())[:3]:
-            shutil.copy(path, tmp_path / "images" / digit / path.name)
+    digit_folder(data_root, tmp_path / "images", ("0", "1"), 3)
     keras.utils.set_random_seed(0)
     camkit.build_model("small-gap-cnn", (64, 64, 3), 2).save(tmp_path / "cnn.keras")
     return tmp_path / "images", tmp_path / "cnn.keras"

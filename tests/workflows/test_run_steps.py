@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from helpers import invoke, ok
+from helpers import digit_folder, invoke, ok
 
 from camkit.workflows.store import MapStore
 
@@ -36,10 +36,7 @@ def digits_root(tmp_path_factory, data_root) -> Path:
     root = tmp_path_factory.mktemp("rundigits") / "data"
     source = Path(data_root) / "cluttered_digits"
     for split, count in (("train", 8), ("test", 4)):
-        for digit in ("0", "1", "2"):
-            (root / "digits" / split / digit).mkdir(parents=True)
-            for path in sorted((source / split / digit).iterdir())[:count]:
-                shutil.copy(path, root / "digits" / split / digit / path.name)
+        digit_folder(data_root, root / "digits" / split, ("0", "1", "2"), count, split)
     (root / "digits" / "annotations" / "test").mkdir(parents=True)
     for path in (root / "digits" / "test").rglob("*.png"):
         shutil.copy(source / "annotations" / "test" / f"{path.stem}.xml", root / "digits" / "annotations" / "test")
