@@ -38,3 +38,33 @@ def digit_folder(data_root: Path, dest: Path, digits: tuple[str, ...], count: in
         for path in sorted((Path(data_root) / "cluttered_digits" / split / digit).iterdir())[:count]:
             shutil.copy(path, dest / digit / path.name)
     return dest
+
+
+def snapshot(*roots: Path) -> dict[str, str]:
+    """Every file under ``roots`` (hidden ones included) -> the SHA-1 of its bytes."""
+    import hashlib
+
+    files: dict[str, str] = {}
+    for root in roots:
+        for path in sorted(Path(root).rglob("*")):
+            if path.is_file():
+                files[str(path)] = hashlib.sha1(path.read_bytes()).hexdigest()
+    return files
+
+
+def refused(args: list, culprit: str, *keep: Path) -> str:
+    """Run ``camkit ARGS`` and check the bad-input contract; return the error line.
+
+    Exit code 2; stderr is exactly one line, it starts with ``Error:`` and contains ``culprit``
+    (the file, option or key at fault); no file under ``keep`` was changed, added or removed.
+    """
+    before = snapshot(*keep)
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert culprit in lines[0], (culprit, lines[0])
+    assert snapshot(*keep) == before, "files under the kept folders changed"
+    return lines[0]
