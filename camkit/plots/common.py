@@ -24,9 +24,11 @@ MAP_LABEL = "map value"
 def save_figure(fig: Figure, path: Path | str, dpi: int = 120) -> Path:
     """Save atomically (the format follows the suffix) and close the figure."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from camkit.methods.targets import TargetPlan, parse_targets
 from camkit.plots.explain import FigureText, PanelStyle, build_figures
 from camkit.workflows.clusters import explain_clusters
 from camkit.workflows.folder import explain_folder
-from camkit.workflows.plan import ExplainPlan, ExplainResult, check_plan
+from camkit.workflows.plan import ExplainPlan, ExplainResult, check_model_options, check_plan
 from camkit.workflows.sources import (
     Inputs,
     Resolved,
@@ -201,6 +201,7 @@ def explain_small(plan: ExplainPlan, resolved: Resolved) -> ExplainResult:
     probs = probabilities(model, inputs.x)
     if len(probs) != len(inputs.names):
         raise CamkitError(f"--images: {len(inputs.names) - len(probs)} image(s) became unreadable while explaining")
+    check_model_options(plan, model, probs.shape[1])
     names = class_names(plan, inputs, probs.shape[1])
     targets = target_plan(plan, probs.shape[1], resolved.is_images and layout == "viewer")
     notes: list[str] = []
@@ -251,23 +252,48 @@ def inputs_digest(inputs: Inputs, resolved: Resolved) -> str:
 
 def write(save_dir: Path, arrays: dict, record: dict, figures: list[tuple[str, Callable]],
           progress: bool | None) -> tuple[Path, list[Path]]:
-    """``explanation.npz`` through the store, then the figures; a previous run's other figures are removed."""
+    """``explanation.npz`` and the figures, made in a staging folder and moved in together; a previous run's
+    other figures are removed. A failure (a full disk) leaves the folder as it was."""
     from tqdm.auto import tqdm
 
     from camkit.plots import save_figure
 
     ours = (save_dir / "explanation.npz").is_file()
-    npz = MapStore(save_dir).write_explanation(arrays, record)
-    written = []
-    bar = tqdm(figures, desc="figures", unit="figure", leave=False, disable=progress is False or len(figures) < 10)
-    for name, build in bar:
-        written.append(save_figure(build(), save_dir / name))
+    with staging_folder(save_dir) as staging:
+        made = [MapStore(staging).write_explanation(arrays, record)]
+        bar = tqdm(figures, desc="figures", unit="figure", leave=False,
+                   disable=progress is False or len(figures) < 10)
+        made += [save_figure(build(), staging / name) for name, build in bar]
+        moved = [save_dir / p.relative_to(staging) for p in made]
+        for src, dst in zip(made, moved, strict=True):
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+    npz, written = moved[0], moved[1:]
     if ours:  # a previous run's figures that this run did not rewrite
         keep = {p.name for p in written}
         for old in save_dir.iterdir():
             if _OUR_FIGURES.match(old.name) and old.name not in keep:
                 old.unlink(missing_ok=True)
     return npz, written
+
+
+@contextlib.contextmanager
+def staging_folder(save_dir: Path) -> Iterator[Path]:
+    """A hidden folder inside ``save_dir`` (made if missing, removed again on failure), deleted afterwards."""
+    import shutil
+    import tempfile
+
+    new = not save_dir.exists()
+    save_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging.", dir=save_dir))
+    try:
+        yield staging
+    except BaseException:
+        if new:
+            shutil.rmtree(save_dir, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def show(builders: list[Callable]) -> None:

@@ -39,7 +39,7 @@ from camkit.methods import Explanation, explain, method_class
 from camkit.methods.targets import parse_targets
 from camkit.plots import save_figure
 from camkit.plots.variants import variant_figure
-from camkit.workflows.plan import ExplainPlan, ExplainResult
+from camkit.workflows.plan import ExplainPlan, ExplainResult, check_model_options
 from camkit.workflows.sources import (
     Resolved,
     class_names_for,
@@ -190,6 +190,7 @@ def prepare(plan: ExplainPlan, resolved: Resolved, true_labels: TrueLabels | Non
     base = folder.root if Path(where).is_dir() else Path(where).parent
     names = [p.relative_to(base).as_posix() for p in folder.files]
     n_classes = int(keras.tree.flatten(model.outputs)[0].shape[-1])
+    check_model_options(plan, model, n_classes)
     spec = plan.source
     class_names = class_names_for(n_classes, spec.labels, spec.imagenet_labels, folder.class_names or None)
     save_dir = Path(plan.save_dir) if plan.save_dir is not None else (

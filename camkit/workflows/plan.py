@@ -9,7 +9,8 @@ from typing import Any
 
 from camkit.errors import CamkitError
 from camkit.methods import DEFAULT_METHOD, method_class
-from camkit.methods.targets import parse_targets
+from camkit.methods.layers import CONV_TYPES, listing, resolve_layer, walk
+from camkit.methods.targets import TargetPlan, parse_targets
 from camkit.workflows.sources import SourceSpec
 from camkit.workflows.store import Shard
 
@@ -78,10 +79,34 @@ def check_plan(plan: ExplainPlan) -> None:
         if not ok:
             raise CamkitError(message)
     Shard.parse(plan.shard)
+    checked_targets(plan.target)
+
+
+def check_model_options(plan: ExplainPlan, model: Any, n_classes: int) -> None:
+    """Options that need the model: ``--layer`` one of its layers, ``--layer-backcount`` within its conv layers,
+    ``--target`` within its classes."""
+    if plan.layer is not None:
+        try:
+            resolve_layer(model, plan.layer_ref, (), lambda out: out)  # a name, a path or -N: no tracing needed
+        except CamkitError as exc:
+            raise CamkitError(f"--layer {plan.layer}: {str(exc).removeprefix('layer: ')}") from None
+    convs = [r.path for r in walk(model) if isinstance(r.layer, CONV_TYPES)]
+    deeper = [b for b in plan.layer_backcount if b > len(convs)]
+    if deeper:
+        raise CamkitError(f"--layer-backcount {deeper[0]}: the model has {len(convs)} conv layers, so count 1 (the "
+                          f"last) to {len(convs)}: {listing(convs)}")
+    asked = [int(k) for k in re.findall(r"top-?(\d+)", str(plan.target or "").lower())]
+    if asked and max(asked) > n_classes:
+        raise CamkitError(f"--target top{max(asked)}: the model has {n_classes} classes, so top{n_classes} at most")
+    checked_targets(plan.target, n_classes)
+
+
+def checked_targets(target: Any, n_classes: int | None = None) -> TargetPlan:
+    """``parse_targets`` with its errors naming ``--target`` and the value given."""
     try:
-        parse_targets(plan.target)
-    except CamkitError as exc:  # name the option, as every CLI error does
-        raise CamkitError(f"--target: {str(exc).removeprefix('targets: ')}") from None
+        return parse_targets(target, n_classes)
+    except CamkitError as exc:
+        raise CamkitError(f"--target {target}: {str(exc).removeprefix('targets: ')}") from None
 
 
 @dataclass
