@@ -106,7 +106,8 @@ def checked_targets(target: Any, n_classes: int | None = None) -> TargetPlan:
     try:
         return parse_targets(target, n_classes)
     except CamkitError as exc:
-        raise CamkitError(f"--target {target}: {str(exc).removeprefix('targets: ')}") from None
+        what = str(exc).removeprefix("targets: ")
+        raise CamkitError(f"--target {what}" if what.startswith("'") else f"--target {target}: {what}") from None
 
 
 @dataclass

@@ -254,7 +254,7 @@ def test_folder_run_errors(full_run, folder) -> None:
                    "-o", "n_augment=5", "--save-dir", full_run, "--batch-size", 4, "--target", "top1,true")
     assert other.exit_code == 2 and "other settings (options)" in other.output
     for args, message in [(["--shard", "2/2"], "--shard: expected i/n"), (["-o", "n_augment"], "KEY=VALUE"),
-                          (["--target", "top0"], "--target: 'top0': K must be at least 1"),
+                          (["--target", "top0"], "--target 'top0': K must be at least 1"),
                           (["--n-images", "x"], "--n-images")]:
         bad = invoke("explain", "--model-path", model_path, "--images", images, "--method", "augmented-gradcam",
                      *args)
