@@ -176,7 +176,7 @@ def test_bad_hires_options_are_one_line_errors(run):
     assert wrong.exit_code == 2 and "not a densenet-half model" in wrong.output
     optimizer = _config(run["tmp"] / "bad.yaml", "bad", "densenet-half", run["dataset"], optimizer="sgd")
     bad = invoke("train", "-c", optimizer, "--root", run["tmp"] / "o3")
-    assert bad.exit_code == 2 and "train.optimizer must be one of adam, adadelta" in bad.output
+    assert bad.exit_code == 2 and "train.optimizer: must be one of adam, adadelta" in bad.output
 
 
 def test_eval_localization_scores_the_three_maps(run, models):
