@@ -37,6 +37,7 @@ class _Header:
     length: int | None  # @equalLength true: the length every series must have (None: the first's)
     equal: bool
     data_line: int  # 0-based index of the @data line
+    length_source: str = "@seriesLength is"
 
 
 def _text(path: Path) -> list[str]:
@@ -115,19 +116,20 @@ def _row(path: Path, n: int, line: str, head: _Header) -> tuple[np.ndarray, str]
     """One series ``(T, C)`` and its label, from line ``n``."""
     *channels, label = [f.strip() for f in line.split(":")]
     label = label.lower()
-    if not channels or not label or "," in label or (head.channels is not None and len(channels) < head.channels):
+    short = head.channels is not None and len(channels) == head.channels - 1 and _is_number(label)
+    if not channels or not label or "," in label or (short and label not in head.classes):
         raise CamkitError(f"{path} line {n}: the class label is missing (a series line is CHANNEL:...:LABEL)")
     if label not in head.classes:
         raise CamkitError(f"{path} line {n}: label {label!r} is not declared in @classLabel "
                           f"({' '.join(head.classes)})")
     if head.channels is not None and len(channels) != head.channels:
-        raise CamkitError(f"{path} line {n}: {len(channels)} channels, but the file has {head.channels}")
+        raise CamkitError(f"{path} line {n}: {len(channels)} channel(s), but the file has {head.channels}")
     values = [_values(path, n, channel, c) for c, channel in enumerate(channels)]
     lengths = sorted({len(v) for v in values})
     if len(lengths) > 1:
         raise CamkitError(f"{path} line {n}: its channels have different lengths ({', '.join(map(str, lengths))})")
     if head.length is not None and lengths[0] != head.length:
-        raise CamkitError(f"{path} line {n}: a series of length {lengths[0]}, but @seriesLength is {head.length}")
+        raise CamkitError(f"{path} line {n}: a series of length {lengths[0]}, but {head.length_source} {head.length}")
     return np.stack(values, axis=-1), label
 
 
@@ -144,8 +146,8 @@ def read_ts(path: Path) -> TsFile:
             raise CamkitError(f"{path} line {i + 1}: a header line after @data: {line[:40]!r}")
         series, label = _row(path, i + 1, line, head)
         head.channels = series.shape[1]  # every series has as many channels as the first
-        if head.equal:
-            head.length = len(series)
+        if head.equal and head.length is None:
+            head.length, head.length_source = len(series), "@equalLength true and the first series has"
         bad = int((~np.isfinite(series)).sum())
         if bad and out.first_missing_line is None:
             out.first_missing_line = i + 1

@@ -209,6 +209,10 @@ ts_case("ts channels of unequal length", "Toy_TRAIN.ts line 10: its channels hav
         train_text=rows("1,2,3:4,5:a", header=HEADER.replace("@univariate true\n", "@univariate false\n@dimensions 2\n")
                         .replace("@equalLength true", "@equalLength false")))
 
+ts_case("ts a channel short", "Toy_TEST.ts line 10: 1 channel(s), but the file has 2",
+        test_text=rows("1,2:3,4:a", "1,2:b", header=HEADER.replace("@univariate true\n", "@dimensions 2\n")
+                       .replace("@seriesLength 3", "@seriesLength 2")))
+
 
 @case("ts not text")
 def _ts_binary(tmp: Path, data_root: Path) -> Case:
