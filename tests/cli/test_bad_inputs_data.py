@@ -115,6 +115,8 @@ npy_case("y negative", lambda f: f"{f / 'y_train.npy'}: labels must lie in 0..1 
 npy_case("truncated .npy", lambda f: f"{f / 'x_train.npy'}: truncated: its header promises shape (50, 150, 1) of "
                                      "float32 (30000 bytes of data) but the file holds 29900",
          x_train=lambda d: (d / "GunPoint" / "x_train.npy").read_bytes()[:-100])
+npy_case("truncated .npy header", lambda f: f"{f / 'x_test.npy'}: damaged .npy header (EOF: reading array header",
+         x_test=lambda d: (d / "GunPoint" / "x_test.npy").read_bytes()[:20])
 npy_case("bytes after the data", lambda f: f"{f / 'y_test.npy'}: altered (bytes after the data)",
          y_test=lambda d: (d / "GunPoint" / "y_test.npy").read_bytes() + b"\0" * 8)
 npy_case("not an .npy", lambda f: f"{f / 'x_test.npy'}: not an .npy file (it does not start with the NumPy header)",
