@@ -38,16 +38,21 @@ With ``task: cluster`` the defaults of keys the file and the options leave unset
 ``model.name`` resnet1d-ae (time series) or conv-ae (images), ``train.epochs`` 50 (0 with ``train.weights``:
 reuse the trained autoencoder), ``train.batch_size`` 10.
 
-Unknown keys and wrong types are errors that name the file and the key.
+Every error about a value names where it was set: ``FILE: train.epochs`` for a key of the file, the option
+(``--epochs``) for a value an option overrode. String values keep that origin (:class:`Given`), so an error
+found later, such as an unknown model or a missing dataset folder, names it too (:func:`culprit`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import difflib
+import math
 import re
 import types
 import typing
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +67,13 @@ CLUSTER_DEFAULTS = {"train.epochs": 50, "train.batch_size": 10}  # Grad-CeAM's a
 CLUSTER_MODELS = {"timeseries": "resnet1d-ae", "images": "conv-ae"}
 STRATEGIES = ("default", "mirrored")
 OPTIMIZERS = ("adam", "adadelta")
+PREPROCESSING = ("rescale", "none", "vgg16")
+# The option of camkit train / evaluate / run that overrides each key (what an error about its value names).
+OPTIONS = {"name": "--name", "data.dataset": "--dataset", "data.kind": "--kind", "data.root": "--data-root",
+           "data.znorm": "--znorm", "data.image_size": "--image-size", "model.name": "--model",
+           "model.options.weights": "--weights-file", "train.epochs": "--epochs", "train.batch_size": "--batch-size",
+           "train.learning_rate": "--lr", "train.seed": "--seed", "train.strategy": "--strategy",
+           "train.weights": "--weights", "train.half_weights": "--half-weights", "task": "--task"}
 # PyYAML (YAML 1.1) reads 1e-3 or 1.0e3 as strings: a float needs a dot and a signed exponent there.
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
@@ -138,13 +150,49 @@ class ExperimentConfig:
     half: HalfConfig | None = None  # densenet-full: train stage 1 first (see the module doc)
     explain: Any = None  # camkit run's explain step: one explain run (a mapping) or a list of them
     eval_localization: Any = None  # camkit run's eval-localization step: a mapping or a list of them
+    origins: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings (not where they came from)."""
+        settings = asdict(self)
+        del settings["origins"]
+        return settings
+
+    def origin(self, dotted: str) -> str:
+        """Where a key was set, for an error about its value: ``FILE: train.epochs``, ``--epochs`` or the key."""
+        return self.origins.get(dotted) or OPTIONS.get(dotted, dotted)
+
+
+class Given(str):
+    """A string config value that remembers where it was set (``FILE: data.dataset``, ``--dataset``).
+
+    It is a plain ``str`` otherwise: equal to, hashed and written to JSON as its text.
+    """
+
+    origin: str
+
+    def __new__(cls, text: str, origin: str) -> Given:
+        value = super().__new__(cls, text)
+        value.origin = origin
+        return value
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # copies (dataclasses.asdict) keep the origin
+        return Given, (str(self), self.origin)
+
+
+def culprit(value: object, default: str) -> str:
+    """What an error about ``value`` names: where the config set it (a :class:`Given`), else ``default``."""
+    return value.origin if isinstance(value, Given) else default
+
+
+def close_match(word: str, choices: Collection[str]) -> str:
+    """`` (did you mean X?)`` for the closest of ``choices``, or an empty string."""
+    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.75)
+    return f" (did you mean {match[0]}?)" if match else ""
 
 
 def _check_type(value: Any, annotation: Any, where: str) -> Any:
-    """Coerce/validate one scalar or list value against a field annotation."""
+    """Coerce/validate one scalar or list value against a field annotation; strings become :class:`Given`."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -173,11 +221,13 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
             value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise CamkitError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise CamkitError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if annotation is str:
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise CamkitError(f"{where}: expected a string, got {value!r}")
-        return str(value)
+        return Given(str(value), where)
     return value
 
 
@@ -190,71 +240,167 @@ def _section_type(annotation: Any) -> type | None:
     return None
 
 
-def _build(cls: type, values: dict[str, Any], where: str, prefix: str = "") -> Any:
+class _Origins:
+    """Where each key was set: ``FILE: key`` for the file's keys, the option for the overridden ones.
+
+    Remembers what it was asked (``seen``), which is every key the file and the overrides set.
+    """
+
+    def __init__(self, path: Path | None, overridden: Collection[str]) -> None:
+        self.path, self.overridden, self.seen = path, set(overridden), {}
+
+    def __call__(self, dotted: str) -> str:
+        if dotted in self.overridden:
+            label = OPTIONS.get(dotted, f"config: {dotted}")
+        else:
+            label = f"{self.path}: {dotted}" if self.path is not None else f"config: {dotted}"
+        self.seen[dotted] = label
+        return label
+
+
+def _build(cls: type, values: Any, origins: _Origins, prefix: str = "") -> Any:
     if not isinstance(values, dict):
-        raise CamkitError(f"{where}: {prefix.rstrip('.') or 'config'} must be a mapping, got {values!r}")
+        raise CamkitError(f"{origins(prefix.rstrip('.'))}: must be a mapping, got {values!r}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(str(k) for k in set(values) - names)
+    names = sorted(f.name for f in dataclasses.fields(cls) if f.init)
+    unknown = sorted(str(k) for k in values if k not in names)
     if unknown:
-        raise CamkitError(
-            f"{where}: unknown key(s) {', '.join(prefix + k for k in unknown)}; known: {', '.join(sorted(names))}"
-        )
+        hint = close_match(prefix + unknown[0], [prefix + n for n in names])
+        also = f" (also unknown: {', '.join(prefix + k for k in unknown[1:])})" if unknown[1:] else ""
+        raise CamkitError(f"{origins(prefix + unknown[0])}: unknown key{hint}{also}; known: {', '.join(names)}")
     kwargs = {}
     for key, value in values.items():
-        section = _section_type(hints[key])
+        section, where = _section_type(hints[key]), origins(prefix + key)
         if section is not None and value is None and hints[key] is not section:
             kwargs[key] = None  # an optional section left out (`half: null`)
         elif section is not None:
-            kwargs[key] = _build(section, {} if value is None else value, where, f"{prefix}{key}.")
+            kwargs[key] = _build(section, {} if value is None else value, origins, f"{prefix}{key}.")
         else:
-            kwargs[key] = _check_type(value, hints[key], f"{where}: {prefix}{key}")
+            kwargs[key] = _check_type(value, hints[key], where)
     return cls(**kwargs)
 
 
-def _validate(config: ExperimentConfig, where: str, known_steps: Collection[str] | None) -> ExperimentConfig:
+def _validate(config: ExperimentConfig, origin: Callable[[str], str],
+              known_steps: Collection[str] | None) -> ExperimentConfig:
     bad_steps = [s for s in config.steps if known_steps is not None and s not in known_steps]
     if bad_steps:
-        raise CamkitError(f"{where}: steps: unknown step(s) {bad_steps}; known: {', '.join(known_steps or ())}")
-    if config.data.kind not in ("timeseries", "images"):
-        raise CamkitError(f"{where}: data.kind must be timeseries or images, got {config.data.kind!r}")
-    if config.task not in TASKS:
-        raise CamkitError(f"{where}: task must be one of {', '.join(TASKS)}, got {config.task!r}")
+        known = ", ".join(known_steps or ())
+        hint = close_match(bad_steps[0], known_steps or ())
+        raise CamkitError(f"{origin('steps')}: unknown step {bad_steps[0]!r}{hint}; known: {known}")
+    for dotted, value, choices in (("data.kind", config.data.kind, ("timeseries", "images")),
+                                   ("task", config.task, TASKS),
+                                   ("data.preprocess", config.data.preprocess, PREPROCESSING)):
+        if value not in choices:
+            raise CamkitError(f"{origin(dotted)}: must be one of {', '.join(choices)}, got {value!r}"
+                              f"{close_match(value, choices)}")
     for key in ("half_weights", "half"):
         given = config.train.half_weights if key == "half_weights" else config.half
         if given is not None and config.model.name != "densenet-full":
-            name = "train.half_weights (--half-weights)" if key == "half_weights" else "half"
-            raise CamkitError(f"{where}: {name} is for model densenet-full, not {config.model.name!r}")
+            dotted = "train.half_weights" if key == "half_weights" else "half"
+            raise CamkitError(f"{origin(dotted)}: is for model densenet-full, not {config.model.name!r}")
+    size = config.data.image_size
     checks = [
-        (config.cluster.n_clusters is None or config.cluster.n_clusters >= 1, "cluster.n_clusters must be >= 1"),
-        (config.cluster.n_init >= 1, "cluster.n_init must be >= 1"),
-        (len(config.data.image_size) == 2 and min(config.data.image_size) > 0,
-         "data.image_size must be two positive integers"),
+        ("steps", bool(config.steps), "lists no step, so there is nothing to run"),
+        ("name", is_plain_name(config.name), f"must be a plain folder name (no / or \\), got {config.name!r}"),
+        ("data.dataset", bool(config.data.dataset), "must name a dataset folder, got an empty string"),
+        ("model.name", bool(config.model.name), "must name a model (see `camkit models`), got an empty string"),
+        ("cluster.n_clusters", config.cluster.n_clusters is None or config.cluster.n_clusters >= 1, "must be >= 1"),
+        ("cluster.n_init", config.cluster.n_init >= 1, "must be >= 1"),
+        ("data.image_size", len(size) == 2 and min(size) > 0, f"must be two positive integers, got {size}"),
     ]
-    for ok, message in checks:
-        if not ok:
-            raise CamkitError(f"{where}: {message}")
-    _check_train(config.train, f"{where}: train.")
+    _check(checks, origin)
+    _check_train(config.train, origin, "train")
     if config.half is not None:
-        _check_train(config.half.apply(config.train), f"{where}: half.")
+        _check_train(config.half.apply(config.train), origin, "half")
     return config
 
 
-def _check_train(train: TrainConfig, where: str) -> None:
-    """The values of a ``train`` (or merged ``half``) section; ``where`` ends with the section's ``name.``."""
-    if train.strategy not in STRATEGIES:
-        raise CamkitError(f"{where}strategy must be one of {', '.join(STRATEGIES)}, got {train.strategy!r}")
-    if train.optimizer not in OPTIMIZERS:
-        raise CamkitError(f"{where}optimizer must be one of {', '.join(OPTIMIZERS)}, got {train.optimizer!r}")
-    checks = [
-        (train.epochs >= 0, "epochs must be at least 0 (0 reuses --weights as they are)"),
-        (train.batch_size is None or train.batch_size >= 1, "batch_size must be >= 1"),
-        (train.learning_rate > 0, "learning_rate must be positive"),
-        (0 <= train.validation_split < 1, "validation_split must be in [0, 1)"),
-    ]
-    for ok, message in checks:
+def is_plain_name(name: str) -> bool:
+    """True for a name that is one folder: not empty, not . or .., no / or \\ (nor a NUL)."""
+    return bool(name) and name not in (".", "..") and not set(name) & set("/\\\0")
+
+
+def _check(checks: list[tuple[str, bool, str]], origin: Callable[[str], str]) -> None:
+    """CamkitError ``ORIGIN: MESSAGE`` for the first ``(dotted key, ok, message)`` that is not ok."""
+    for dotted, ok, message in checks:
         if not ok:
-            raise CamkitError(f"{where}{message}")
+            raise CamkitError(f"{origin(dotted)}: {message}")
+
+
+def _check_train(train: TrainConfig, origin: Callable[[str], str], section: str) -> None:
+    """The values of a ``train`` (or merged ``half``) section; errors name ``SECTION.key``'s origin."""
+    for key, value, choices in (("strategy", train.strategy, STRATEGIES), ("optimizer", train.optimizer, OPTIMIZERS)):
+        if value not in choices:
+            raise CamkitError(f"{origin(f'{section}.{key}')}: must be one of {', '.join(choices)}, got {value!r}"
+                              f"{close_match(value, choices)}")
+    checks = [
+        ("epochs", train.epochs >= 0, f"must be at least 0 (0 reuses --weights as they are), got {train.epochs}"),
+        ("batch_size", train.batch_size is None or train.batch_size >= 1, f"must be >= 1, got {train.batch_size}"),
+        ("learning_rate", train.learning_rate > 0, f"must be positive, got {train.learning_rate}"),
+        ("validation_split", 0 <= train.validation_split < 1, f"must be in [0, 1), got {train.validation_split}"),
+        ("seed", 0 <= train.seed < 2**32, f"must be in 0..2**32-1 (NumPy's seeds), got {train.seed}"),
+        ("min_lr", train.min_lr >= 0, f"must be at least 0, got {train.min_lr}"),
+        ("reduce_lr_factor", 0 < train.reduce_lr_factor < 1, f"must be in (0, 1), got {train.reduce_lr_factor}"),
+        ("reduce_lr_patience", train.reduce_lr_patience >= 0, f"must be at least 0, got {train.reduce_lr_patience}"),
+    ]
+    _check([(f"{section}.{key}", ok, message) for key, ok, message in checks], origin)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader (plain values, never Python objects) that refuses a key given twice."""
+
+
+def _mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        with contextlib.suppress(TypeError):  # an unhashable key: construct_mapping names it
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """A config file's top-level mapping; anything else is a CamkitError naming the file (and the line)."""
+    if not path.is_file():
+        raise CamkitError(f"{path}: {'is a folder, not a config file' if path.is_dir() else 'config file not found'}")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CamkitError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        raw = yaml.load(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        raise CamkitError(f"{path}{_yaml_problem(exc)}") from None
+    except yaml.YAMLError as exc:
+        raise CamkitError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except RecursionError:
+        raise CamkitError(f"{path}: nested too deeply to be a config") from None
+    if raw is None:
+        raise CamkitError(f"{path}: the config is empty")
+    if not isinstance(raw, dict):
+        kinds = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true or false"}
+        raise CamkitError(f"{path}: the config must be a mapping of sections, got {kinds.get(type(raw), repr(raw))}")
+    return raw
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
+    """`` line L, column C: what is wrong (while parsing X on line K)`` from PyYAML's error."""
+    mark, problem = exc.problem_mark or exc.context_mark, exc.problem or exc.context or "not valid YAML"
+    tag = re.search(r"constructor for the tag '(?:tag:yaml\.org,2002:)?([^']*)'", problem)
+    if tag and tag.group(1).startswith("python/"):
+        problem = f"the tag !!{tag.group(1)} would build a Python object; a config holds plain values only"
+    where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    context = ""
+    if exc.problem and exc.context:
+        since = f" on line {exc.context_mark.line + 1}" if exc.context_mark else ""
+        context = f" ({exc.context}{since})"
+    return f"{where}: {problem}{context}"
 
 
 def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None = None,
@@ -265,22 +411,13 @@ def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None
     ``known_steps``: the step names ``steps`` may use (None: not checked here).
     """
     raw: dict[str, Any] = {}
-    where = "config"
     if path is not None:
         path = Path(path)
-        where = str(path)
-        if not path.is_file():
-            raise CamkitError(f"{path}: config file not found")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise CamkitError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if not isinstance(raw, dict):
-            raise CamkitError(f"{path}: expected a mapping at the top level")
+        raw = _read_yaml(path)
         raw.setdefault("name", path.stem)
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
+    given = {dotted: value for dotted, value in (overrides or {}).items() if value is not None}
+    origins = _Origins(path, given)
+    for dotted, value in given.items():
         node = raw
         *parents, leaf = dotted.split(".")
         for depth, key in enumerate(parents):
@@ -289,13 +426,14 @@ def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None
                 child = node[key] = {}
             elif not isinstance(child, dict):
                 section = ".".join(parents[: depth + 1])
-                raise CamkitError(f"{where}: {section} must be a mapping (to set {dotted}), got {child!r}")
+                raise CamkitError(f"{origins(section)}: must be a mapping (to set {dotted}), got {child!r}")
             node = child
         node[leaf] = value
-    config = _build(ExperimentConfig, raw, where)
+    config = _build(ExperimentConfig, raw, origins)
+    config.origins = {**origins.seen, **{dotted: origins(dotted) for dotted in given}}
     if config.task == "cluster":
         _cluster_defaults(config, raw)
-    return _validate(config, where, known_steps)
+    return _validate(config, config.origin, known_steps)
 
 
 def _cluster_defaults(config: ExperimentConfig, raw: dict[str, Any]) -> None:

@@ -15,8 +15,12 @@ from camkit.cli.app import main
 @click.option("--out", "out_root", default="data", show_default=True, type=click.Path(path_type=Path),
               help="Folder that receives NAME/.")
 @click.option("--name", help="Dataset name (default: from the .ts file names).")
-def convert_sktime(source: Path | None, sktime_dataset: str | None, out_root: Path, name: str | None) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUT/NAME that holds a different dataset.")
+def convert_sktime(source: Path | None, sktime_dataset: str | None, out_root: Path, name: str | None,
+                   overwrite: bool) -> None:
     """Convert NAME_TRAIN.ts/NAME_TEST.ts (SOURCE: a folder or either file) to data/NAME/*.npy.
+
+    An OUT/NAME that already holds the same conversion is left as it is; a different one only with --overwrite.
 
     \b
     Example:
@@ -25,10 +29,10 @@ def convert_sktime(source: Path | None, sktime_dataset: str | None, out_root: Pa
     """
     from camkit.data.timeseries import convert_ts, load_timeseries
 
-    folder = convert_ts(source, out_root, sktime_dataset=sktime_dataset, name=name)
+    folder, written = convert_ts(source, out_root, sktime_dataset=sktime_dataset, name=name, overwrite=overwrite)
     ds = load_timeseries(folder)
     padded = ", zero-padded at the end" if ds.info.get("padding") else ""
-    click.echo(f"wrote {folder}: train {ds.x_train.shape}, test {ds.x_test.shape}, "
+    click.echo(f"{'wrote' if written else 'unchanged'} {folder}: train {ds.x_train.shape}, test {ds.x_test.shape}, "
                f"{ds.n_classes} classes {ds.labels}{padded}")
 
 

@@ -1,14 +1,18 @@
 """Image class folders (``root/train/<class>/*``, ``root/test/<class>/*``) read through ``tf.data``.
 
 Every file is decoded once up front (in parallel, with the same TensorFlow decoder as the pipeline), so
-unreadable images are skipped, counted and reported instead of crashing a run half-way.
+unreadable images are skipped, counted and reported (one line on stdout) instead of crashing a run half-way.
+Image files a class-folder tree would leave out (beside the class folders) and class folders without a
+readable image are errors, not silently dropped.
 """
 
 from __future__ import annotations
 
+import os
 import re
-import warnings
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,10 +24,6 @@ from camkit.errors import CamkitError
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".jxl"})
 SPLIT_NAMES = frozenset({"train", "test", "val", "valid", "validation"})
 Preprocess = str | Callable[[tf.Tensor], tf.Tensor]
-
-
-class SkippedImagesWarning(UserWarning):
-    """Some image files could not be decoded and were left out."""
 
 
 @dataclass
@@ -128,6 +128,34 @@ def _hidden(path: Path, base: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(base).parts)
 
 
+def _decodable(files: Sequence[Path], candidates: list[int]) -> set[int]:
+    """The indices among ``candidates`` whose files TensorFlow decodes to a non-empty image (in parallel)."""
+    if not candidates:
+        return set()
+    ds = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(candidates, tf.int64), tf.constant([str(files[i]) for i in candidates])))
+    ds = ds.map(lambda i, p: (i, tf.shape(_decode(p))), num_parallel_calls=tf.data.AUTOTUNE)
+    return {int(i) for i, shape in ds.ignore_errors().as_numpy_iterator() if min(shape[:2]) > 0}
+
+
+@contextmanager
+def _libjpeg_silenced() -> Iterator[None]:
+    """Descriptor 2 pointed at /dev/null: libjpeg writes its own lines about a corrupt file there.
+
+    The skip line (:func:`_report_skipped`) says which files were left out and why, so an error after it
+    stays the one line on stderr.
+    """
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _find_readable(files: Sequence[Path]) -> tuple[list[int], list[tuple[Path, str]]]:
     """Indices of files TensorFlow decodes, and ``(path, reason)`` for the others (in order)."""
     reasons: dict[int, str] = {}
@@ -142,25 +170,21 @@ def _find_readable(files: Sequence[Path]) -> tuple[list[int], list[tuple[Path, s
             reasons[i] = "empty file"
         else:
             candidates.append(i)
-    decoded: set[int] = set()
-    if candidates:
-        ds = tf.data.Dataset.from_tensor_slices(
-            (tf.constant(candidates, tf.int64), tf.constant([str(files[i]) for i in candidates])))
-        ds = ds.map(lambda i, p: (i, tf.shape(_decode(p))), num_parallel_calls=tf.data.AUTOTUNE)
-        decoded = {int(i) for i, shape in ds.ignore_errors().as_numpy_iterator() if min(shape[:2]) > 0}
-    for i in candidates:
-        if i not in decoded:  # few: decode again eagerly to learn why
-            try:
-                _decode(tf.constant(str(files[i])))
-                reasons[i] = "could not be decoded"
-            except (tf.errors.OpError, ValueError) as e:
-                reasons[i] = _tf_reason(e)
+    with _libjpeg_silenced():
+        decoded = _decodable(files, candidates)
+        for i in candidates:
+            if i not in decoded:  # few: decode again eagerly to learn why
+                try:
+                    _decode(tf.constant(str(files[i])))
+                    reasons[i] = "could not be decoded"
+                except (tf.errors.OpError, ValueError) as e:
+                    reasons[i] = _tf_reason(e)
     good = [i for i in range(len(files)) if i not in reasons]
     return good, [(files[i], reasons[i]) for i in sorted(reasons)]
 
 
-def _warn_skipped(folder: Path, skipped: Sequence[tuple[Path, str]], limit: int = 5) -> None:
-    """One-line warning: ``skipped N unreadable image(s) in DIR: a.jpg (reason), ...``."""
+def _report_skipped(folder: Path, skipped: Sequence[tuple[Path, str]], limit: int = 5) -> None:
+    """One line on stdout: ``skipped N unreadable image(s) in DIR: a.jpg (reason), ...``."""
     if not skipped:
         return
     parts = []
@@ -171,8 +195,7 @@ def _warn_skipped(folder: Path, skipped: Sequence[tuple[Path, str]], limit: int 
             name = str(path)
         parts.append(f"{name} ({reason})")
     more = f", and {len(skipped) - limit} more" if len(skipped) > limit else ""
-    warnings.warn(f"skipped {len(skipped)} unreadable image(s) in {folder}: {', '.join(parts)}{more}",
-                  SkippedImagesWarning, stacklevel=3)
+    sys.stdout.write(f"skipped {len(skipped)} unreadable image(s) in {folder}: {', '.join(parts)}{more}\n")
 
 
 def _require_dir(folder: str | Path, what: str = "image folder") -> Path:
@@ -204,7 +227,8 @@ def load_class_folder(folder: str | Path, *, class_names: Sequence[str] | None =
     """Read a folder of class subfolders; labels are indices into the sorted subfolder names.
 
     With ``class_names`` (e.g. a trained model's classes) labels index that list instead, and every
-    subfolder must be one of them. Images are searched recursively inside each class folder.
+    subfolder must be one of them. Images are searched recursively inside each class folder; image
+    files beside the class folders and class folders without a readable image are errors.
     """
     folder = _require_dir(folder)
     found = find_classes(folder)
@@ -215,23 +239,35 @@ def load_class_folder(folder: str | Path, *, class_names: Sequence[str] | None =
     if unknown:
         raise CamkitError(f"class folder(s) in {folder} not among the {len(names)} known classes: "
                           f"{', '.join(unknown)}")
-    files: list[Path] = []
-    labels: list[int] = []
-    for name in found:
-        class_dir = folder / name
-        class_files = sorted(p for p in class_dir.rglob("*") if _is_image(p) and not _hidden(p, class_dir))
-        if not class_files:
-            warnings.warn(f"class folder {folder / name} holds no images", SkippedImagesWarning, stacklevel=2)
-        files += class_files
-        labels += [names.index(name)] * len(class_files)
-    if not files:
-        raise CamkitError(f"no images found in the class folders of {folder}")
+    stray = sorted(p.name for p in folder.iterdir() if _is_image(p))
+    if stray:
+        more = f" (and {len(stray) - 1} more image(s) there)" if stray[1:] else ""
+        raise CamkitError(f"{folder / stray[0]}: an image beside the class folders ({', '.join(found[:5])}), in none "
+                          f"of them; move it into one{more}")
+    per_class = {name: sorted(p for p in (folder / name).rglob("*") if _is_image(p) and not _hidden(p, folder / name))
+                 for name in found}
+    empty = [name for name in found if not per_class[name]]
+    if empty:
+        _refuse_empty(folder / empty[0], [], {}, empty[1:])
+    files = [path for name in found for path in per_class[name]]
+    labels = [names.index(name) for name in found for _ in per_class[name]]
     good, skipped = _find_readable(files)
-    if not good:
-        raise CamkitError(f"none of the {len(files)} image(s) in {folder} could be read "
-                          f"(e.g. {skipped[0][0].name}: {skipped[0][1]})")
-    _warn_skipped(folder, skipped)
+    readable = {labels[i] for i in good}
+    unreadable = [name for name in found if names.index(name) not in readable]
+    if unreadable:
+        _refuse_empty(folder / unreadable[0], per_class[unreadable[0]], dict(skipped), unreadable[1:])
+    _report_skipped(folder, skipped)
     return ImageFolder(folder, [files[i] for i in good], [labels[i] for i in good], names, skipped)
+
+
+def _refuse_empty(class_dir: Path, files: list[Path], reasons: dict[Path, str], others: list[str]) -> None:
+    """CamkitError for a class folder without a readable image (and how many others are like it)."""
+    if files:
+        what = f"none of its {len(files)} image(s) could be read (e.g. {files[0].name}: {reasons[files[0]]})"
+    else:
+        what = f"holds no images ({' '.join(sorted(IMAGE_EXTENSIONS))})"
+    more = f"; nor do {len(others)} more class folder(s): {', '.join(others[:5])}" if others else ""
+    raise CamkitError(f"{class_dir}: {what}{more}")
 
 
 def load_flat_folder(folder: str | Path) -> ImageFolder:
@@ -242,7 +278,7 @@ def load_flat_folder(folder: str | Path) -> ImageFolder:
     if not good:
         raise CamkitError(f"none of the {len(files)} image(s) in {folder} could be read "
                           f"(e.g. {skipped[0][0].name}: {skipped[0][1]})")
-    _warn_skipped(folder, skipped)
+    _report_skipped(folder, skipped)
     return ImageFolder(folder, [files[i] for i in good], [-1] * len(good), [], skipped)
 
 
@@ -251,7 +287,9 @@ def load_split(root: str | Path, split: str, *, class_names: Sequence[str] | Non
     root = _require_dir(root, "dataset folder")
     folder = root / split
     if not folder.is_dir():
-        raise CamkitError(f"missing {split} folder: {folder} (expected {folder}/<class>/<images>)")
+        hint = " (it holds x_train.npy: a time-series dataset? --kind timeseries)" if (
+            root / "x_train.npy").is_file() else ""
+        raise CamkitError(f"missing {split} folder: {folder} (expected {folder}/<class>/<images>){hint}")
     return load_class_folder(folder, class_names=class_names)
 
 
@@ -282,6 +320,10 @@ def load_images(path: str | Path, *, class_names: Sequence[str] | None = None) -
         return ImageFolder(path.parent, [path], [-1], [], [])
     folder = _require_dir(path)
     if any(_is_image(p) for p in folder.iterdir()):
+        nested = [c for c in find_classes(folder) if any(_is_image(p) for p in (folder / c).rglob("*"))]
+        if nested:
+            raise CamkitError(f"{folder}: holds images and also folders of images ({', '.join(nested[:3])}); "
+                              "pass a folder of images or a folder of class folders, not both")
         return load_flat_folder(folder)
     splits = [s for s in find_classes(folder) if s.lower() in SPLIT_NAMES and find_classes(folder / s)
               and not any(_is_image(p) for p in (folder / s).iterdir())]

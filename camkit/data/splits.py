@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from camkit.config import DataConfig
+from camkit.config import DataConfig, culprit
 from camkit.data.images import ImageFolder, find_classes, load_split, load_splits
 from camkit.data.timeseries import TimeSeriesDataset, load_timeseries, resolve_dataset_dir
 from camkit.errors import CamkitError
@@ -53,16 +53,21 @@ class Splits:
 
 
 def load_data(config: DataConfig) -> Splits:
-    """Load the dataset a config names (``kind`` timeseries or images)."""
+    """Load the dataset a config names (``kind`` timeseries or images); it must have at least two classes."""
     if config.kind == "timeseries":
         ds = load_timeseries(config.dataset, config.root, znorm=config.znorm)
-        return Splits(ds.name, ds.input_shape, ds.labels, ds.y_train, ds.y_test, ds, config)
-    root = resolve_dataset_dir(config.dataset, config.root)
-    folders = load_splits(root) if config.classes is None else _listed_splits(root, config.classes)
-    h, w = config.image_size
-    return Splits(root.name, (h, w, 3), list(folders["train"].class_names),
-                  np.asarray(folders["train"].labels, dtype=np.int64),
-                  np.asarray(folders["test"].labels, dtype=np.int64), folders, config)
+        splits = Splits(ds.name, ds.input_shape, ds.labels, ds.y_train, ds.y_test, ds, config)
+        where = resolve_dataset_dir(config.dataset, config.root)
+    else:
+        where = resolve_dataset_dir(config.dataset, config.root)
+        folders = load_splits(where) if config.classes is None else _listed_splits(where, config.classes)
+        h, w = config.image_size
+        splits = Splits(where.name, (h, w, 3), list(folders["train"].class_names),
+                        np.asarray(folders["train"].labels, dtype=np.int64),
+                        np.asarray(folders["test"].labels, dtype=np.int64), folders, config)
+    if splits.n_classes < 2:
+        raise CamkitError(f"{where}: has one class only ({', '.join(splits.labels)}); a classifier needs at least two")
+    return splits
 
 
 def class_list(classes: str) -> list[str]:
@@ -71,12 +76,17 @@ def class_list(classes: str) -> list[str]:
         from camkit.data.labels import animal_wnids
 
         return animal_wnids()
-    path = Path(classes)
+    where, path = culprit(classes, "data.classes"), Path(classes)
     if not path.is_file():
-        raise CamkitError(f"data.classes: {classes} is neither animal_synsets nor a file")
-    names = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
-    if not names or len(set(names)) != len(names):
-        raise CamkitError(f"data.classes: {classes} must list distinct class names, one a line")
+        raise CamkitError(f"{where}: {classes} is neither animal_synsets nor a file")
+    try:
+        names = [line.split()[0] for line in path.read_bytes().decode("utf-8-sig").splitlines() if line.strip()]
+    except UnicodeDecodeError as exc:
+        raise CamkitError(f"{where}: {classes} is not UTF-8 text (byte {exc.start})") from None
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if not names or twice:
+        what = f"lists {twice[0]!r} twice" if twice else "is empty"
+        raise CamkitError(f"{where}: {classes} {what}; it must list distinct class names, one a line")
     return names
 
 
@@ -86,6 +96,6 @@ def _listed_splits(root: Path, classes: str) -> dict[str, ImageFolder]:
     for split in ("train", "test"):
         missing = sorted(set(names) - set(find_classes(root / split))) if (root / split).is_dir() else names
         if missing:
-            raise CamkitError(f"data.classes: {root / split} lacks {len(missing)} of the {len(names)} classes of "
-                              f"{classes} (e.g. {', '.join(missing[:3])})")
+            raise CamkitError(f"{culprit(classes, 'data.classes')}: {root / split} lacks {len(missing)} of the "
+                              f"{len(names)} classes of {classes} (e.g. {', '.join(missing[:3])})")
     return {split: load_split(root, split, class_names=names) for split in ("train", "test")}

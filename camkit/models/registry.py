@@ -7,6 +7,7 @@ from typing import Any
 
 import keras
 
+from camkit.config import close_match, culprit
 from camkit.errors import CamkitError
 
 Builder = Callable[..., keras.Model]
@@ -33,7 +34,8 @@ def model_names() -> list[str]:
 def model_builder(name: str) -> Builder:
     """The builder registered under ``name``; a CamkitError listing the names otherwise."""
     if name not in _BUILDERS:
-        raise CamkitError(f"--model: unknown model {name!r}; choose one of {', '.join(model_names())}")
+        raise CamkitError(f"{culprit(name, '--model')}: unknown model {name!r}{close_match(name, _BUILDERS)}; "
+                          f"choose one of {', '.join(model_names())}")
     return _BUILDERS[name]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,6 @@ from PIL import Image
 
 from camkit.data.images import (
     ImageFolder,
-    SkippedImagesWarning,
     find_classes,
     list_images,
     load_class_folder,
@@ -70,11 +70,11 @@ def _by_name(images: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
     return dict(zip(names, images, strict=True))
 
 
-def test_skips_and_counts_bad_files(root: Path) -> None:
-    with pytest.warns(SkippedImagesWarning, match=r"skipped 3 unreadable image\(s\) in .*train: ") as rec:
-        folder = load_split(root, "train")
-    message = str(rec[0].message)
-    assert "dog/d_empty.jpg (empty file)" in message and "c_truncated.jpg" in message and "\n" not in message
+def test_skips_and_counts_bad_files(root: Path, capsys: pytest.CaptureFixture) -> None:
+    folder = load_split(root, "train")
+    out = capsys.readouterr().out
+    assert out.startswith(f"skipped 3 unreadable image(s) in {root / 'train'}: ") and out.count("\n") == 1
+    assert "dog/d_empty.jpg (empty file)" in out and "dog/c_truncated.jpg (" in out and "dog/e_text.jpg (" in out
     assert folder.class_names == ["cat", "dog"]
     good = ["a_red.png", "b_grey.png", "c_rgba.PNG", "a_blue.jpg", "b_big.JPEG"]
     assert [p.name for p in folder.files] == good
@@ -85,8 +85,7 @@ def test_skips_and_counts_bad_files(root: Path) -> None:
 
 
 def test_dataset_rescale_values_shapes_labels(root: Path) -> None:
-    with pytest.warns(SkippedImagesWarning):
-        folder = load_split(root, "train")
+    folder = load_split(root, "train")
     images, labels, names = _collect(folder)
     assert images.shape == (5, 16, 16, 3) and images.dtype == np.float32
     assert labels.tolist() == [0, 0, 0, 1, 1] and labels.dtype == np.int32
@@ -100,8 +99,7 @@ def test_dataset_rescale_values_shapes_labels(root: Path) -> None:
 
 
 def test_dataset_without_paths_and_other_preprocessing(root: Path) -> None:
-    with pytest.warns(SkippedImagesWarning):
-        folder = load_split(root, "train")
+    folder = load_split(root, "train")
     batch = next(iter(folder.dataset((8, 6), batch_size=8)))
     assert len(batch) == 2 and tuple(batch[0].shape) == (5, 8, 6, 3)
     raw, _, names = _collect(folder, preprocess="none")
@@ -115,8 +113,7 @@ def test_dataset_without_paths_and_other_preprocessing(root: Path) -> None:
 def test_keras_preprocess_input(root: Path) -> None:
     from keras.applications.vgg16 import preprocess_input
 
-    with pytest.warns(SkippedImagesWarning):
-        folder = load_split(root, "train")
+    folder = load_split(root, "train")
     images, _, names = _collect(folder, preprocess=preprocess_input)
     # caffe mode: RGB -> BGR, minus the ImageNet means
     np.testing.assert_allclose(_by_name(images, names)["a_red.png"][0, 0], [-103.939, -116.779, 255 - 123.68],
@@ -124,8 +121,7 @@ def test_keras_preprocess_input(root: Path) -> None:
 
 
 def test_shuffle_with_seed_is_deterministic(root: Path) -> None:
-    with pytest.warns(SkippedImagesWarning):
-        folder = load_split(root, "train")
+    folder = load_split(root, "train")
     _, labels1, names1 = _collect(folder, shuffle=True, seed=3)
     _, _, names2 = _collect(folder, shuffle=True, seed=3)
     assert names1 == names2 and sorted(names1) == sorted(p.name for p in folder.files)
@@ -134,8 +130,7 @@ def test_shuffle_with_seed_is_deterministic(root: Path) -> None:
 
 
 def test_load_splits_share_classes(root: Path) -> None:
-    with pytest.warns(SkippedImagesWarning):
-        splits = load_splits(root)
+    splits = load_splits(root)
     test = splits["test"]
     assert test.class_names == ["cat", "dog"] and test.labels == [0, 1] and test.skipped == []
     images, _, names = _collect(test)
@@ -144,7 +139,7 @@ def test_load_splits_share_classes(root: Path) -> None:
 
 def test_mismatched_classes_names_both_folders(root: Path) -> None:
     _save(root / "test" / "bird" / "x.png", Image.new("RGB", (4, 4), RED))
-    with pytest.warns(SkippedImagesWarning), pytest.raises(CamkitError) as err:
+    with pytest.raises(CamkitError) as err:
         load_splits(root)
     assert str(root / "train") in str(err.value) and str(root / "test") in str(err.value)
     assert "only in test: bird" in str(err.value)
@@ -157,8 +152,7 @@ def test_empty_and_missing_folders(tmp_path: Path) -> None:
     with pytest.raises(CamkitError, match="no class subfolders"):
         load_split(tmp_path, "train")
     (tmp_path / "train" / "cat").mkdir()
-    with pytest.warns(SkippedImagesWarning, match="holds no images"), \
-            pytest.raises(CamkitError, match="no images found"):
+    with pytest.raises(CamkitError, match="^" + re.escape(f"{tmp_path / 'train' / 'cat'}: holds no images (.bmp .gif")):
         load_split(tmp_path, "train")
     (tmp_path / "train" / "cat" / "bad.png").write_bytes(b"\x89PNG broken")
     with pytest.raises(CamkitError, match="could be read"):
@@ -170,15 +164,15 @@ def test_empty_and_missing_folders(tmp_path: Path) -> None:
         list_images(tmp_path / "flat")
 
 
-def test_flat_folder_and_autodetect(root: Path) -> None:
+def test_flat_folder_and_autodetect(root: Path, capsys: pytest.CaptureFixture) -> None:
     flat = root / "flat"
     _save(flat / "b.png", Image.new("RGB", (7, 5), RED))
     _save(flat / "a.JPG", Image.new("RGB", (7, 5), BLUE), "JPEG")
     (flat / "broken.png").write_bytes(b"")
     (flat / "readme.md").write_text("x")
     assert [p.name for p in list_images(flat)] == ["a.JPG", "b.png", "broken.png"]
-    with pytest.warns(SkippedImagesWarning, match=r"broken\.png"):
-        folder = load_images(flat)
+    folder = load_images(flat)
+    assert capsys.readouterr().out == f"skipped 1 unreadable image(s) in {flat}: broken.png (empty file)\n"
     assert [p.name for p in folder.files] == ["a.JPG", "b.png"] and folder.labels == [-1, -1]
     assert folder.class_names == [] and folder.num_skipped == 1
     images, labels, _ = _collect(folder)

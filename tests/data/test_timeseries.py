@@ -43,7 +43,7 @@ def converted(tmp_path_factory: pytest.TempPathFactory):
 
     def get(name: str):
         if name not in cache:
-            cache[name] = load_timeseries(convert_ts(None, out, sktime_dataset=name))
+            cache[name] = load_timeseries(convert_ts(None, out, sktime_dataset=name)[0])
         return cache[name]
 
     return get
@@ -89,7 +89,8 @@ def test_convert_from_folder_or_either_file(tmp_path: Path, given: str) -> None:
     for split in ("TRAIN", "TEST"):
         shutil.copy(SKTIME_DATA / "ItalyPowerDemand" / f"ItalyPowerDemand_{split}.ts", src)
     source = {"folder": src, "train": src / "ItalyPowerDemand_TRAIN.ts", "test": src / "ItalyPowerDemand_TEST.ts"}
-    folder = convert_ts(source[given], tmp_path / "out")
+    folder, written = convert_ts(source[given], tmp_path / "out")
+    assert written
     assert folder == tmp_path / "out" / "ItalyPowerDemand"  # the name comes from the file names
     ds = load_timeseries(folder)
     assert ds.x_train.shape == (67, 24, 1) and ds.x_test.shape == (1029, 24, 1)
@@ -202,7 +203,7 @@ def _toy_pair(folder: Path, train=TOY_TRAIN, test=TOY_TEST) -> Path:
 
 
 def test_toy_pair_converts_to_hand_written_values(tmp_path: Path) -> None:
-    ds = load_timeseries(convert_ts(_toy_pair(tmp_path / "src"), tmp_path / "out"))
+    ds = load_timeseries(convert_ts(_toy_pair(tmp_path / "src"), tmp_path / "out")[0])
     np.testing.assert_array_equal(ds.x_train[..., 0], [[1, 2, 3], [4, 5, 6.5]])
     np.testing.assert_array_equal(ds.x_test[..., 0], [[0.5, 0, -1], [2, 2, 2]])
     assert ds.labels == ["a", "b"]
@@ -212,7 +213,7 @@ def test_toy_pair_converts_to_hand_written_values(tmp_path: Path) -> None:
 
 def _garbage_test(src: Path) -> str:
     (src / "Toy_TEST.ts").write_text("hello\nthis is not a .ts file\n")
-    return "Toy_TEST.ts: not a readable .ts classification file"
+    return "Toy_TEST.ts: no @data line"
 
 
 def _channel_mismatch(src: Path) -> str:
@@ -222,7 +223,7 @@ def _channel_mismatch(src: Path) -> str:
 
 def _missing_values(src: Path) -> str:
     _write_ts(src / "Toy_TRAIN.ts", [[[1, "?", 3]], [[4, 5, 6]]], ["a", "b"])
-    return "Toy_TRAIN.ts: holds 1 missing or non-finite value(s)"
+    return "Toy_TRAIN.ts: holds 1 missing or non-finite value(s) (first on line 9)"
 
 
 def _missing_test(src: Path) -> str:
@@ -249,7 +250,7 @@ def test_failed_conversion_writes_nothing(tmp_path: Path, spoil) -> None:
 @pytest.mark.parametrize("spoil", [_garbage_test, _channel_mismatch, _missing_values])
 def test_failed_reconversion_keeps_earlier_dataset(tmp_path: Path, spoil) -> None:
     src = _toy_pair(tmp_path / "src")
-    folder = convert_ts(src, tmp_path / "out")
+    folder, _ = convert_ts(src, tmp_path / "out")
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     spoil(src)
     with pytest.raises(CamkitError):
@@ -350,6 +351,13 @@ def test_labels_without_labels_json_or_as_a_list(tmp_path: Path) -> None:
     assert load_timeseries(folder).labels == ["cat", "dog"]
 
 
+X_SHAPE = "expected (series, length, channels) or (series, length), got shape"
+
+
+def first(series: int, step: int) -> str:
+    return f"(the first in series {series}, step {step})"
+
+
 def _bad(tmp_path: Path, case: str) -> tuple[Path, str]:
     """Build the broken folder of one loader error case; returns (folder, expected message part)."""
     folder = tmp_path / "bad"
@@ -365,42 +373,44 @@ def _bad(tmp_path: Path, case: str) -> tuple[Path, str]:
     if case == "not npy":
         _write_npy(folder)
         (folder / "x_train.npy").write_text("1,2,3\n")
-        return folder, f"{folder / 'x_train.npy'}: not a readable .npy file"
+        return folder, f"{folder / 'x_train.npy'}: not an .npy file (it does not start with the NumPy header)"
     if case == "pickled objects":
         _write_npy(folder)
         np.save(folder / "y_test.npy", np.array([1, "a", None], dtype=object), allow_pickle=True)
-        return folder, f"{folder / 'y_test.npy'}: not a readable .npy file"
+        return folder, f"{folder / 'y_test.npy'}: holds Python objects (dtype object), not real numbers"
     if case == "x 4-D":
-        return _write_npy(folder, x_train=x3[..., None]), f"{folder / 'x_train.npy'}: expected 3 dimensions"
+        return _write_npy(folder, x_train=x3[..., None]), f"{folder / 'x_train.npy'}: {X_SHAPE} (4, 5, 2, 1)"
     if case == "x 1-D":
-        return _write_npy(folder, x_test=np.zeros(3)), f"{folder / 'x_test.npy'}: expected 3 dimensions"
+        return _write_npy(folder, x_test=np.zeros(3)), f"{folder / 'x_test.npy'}: {X_SHAPE} (3,)"
     if case == "y 2-D":
-        return _write_npy(folder, y_train=np.zeros((4, 1), int)), f"{folder / 'y_train.npy'}: expected 1 dimensions"
+        return (_write_npy(folder, y_train=np.zeros((4, 1), int)),
+                f"{folder / 'y_train.npy'}: expected one label per series, shape (N,), got shape (4, 1)")
     if case == "x text":
         text = np.full((4, 5, 2), "a")
-        return _write_npy(folder, x_train=text), f"{folder / 'x_train.npy'}: dtype <U1 is not numeric"
+        return _write_npy(folder, x_train=text), f"{folder / 'x_train.npy'}: holds text (dtype <U1), not real numbers"
     if case == "nan":
         x = x3.copy()
         x[1, 2, 0] = np.nan
-        return _write_npy(folder, x_train=x), f"{folder / 'x_train.npy'}: holds 1 NaN/Inf value(s)"
+        return _write_npy(folder, x_train=x), f"{folder / 'x_train.npy'}: holds 1 NaN/Inf value(s) {first(1, 2)}"
     if case == "inf":
         x = np.zeros((3, 5, 2))
         x[0, 0, 1], x[2, 4, 0] = np.inf, -np.inf
-        return _write_npy(folder, x_test=x), f"{folder / 'x_test.npy'}: holds 2 NaN/Inf value(s)"
+        return _write_npy(folder, x_test=x), f"{folder / 'x_test.npy'}: holds 2 NaN/Inf value(s) {first(0, 0)}"
     if case == "len mismatch":
-        return _write_npy(folder, y_train=np.array([0, 1, 0])), "x_train has 4 series but y_train has 3 labels"
+        return (_write_npy(folder, y_train=np.array([0, 1, 0])),
+                f"{folder / 'y_train.npy'}: holds 3 labels but x_train.npy holds 4 series")
     if case == "no series":
         return (_write_npy(folder, x_test=np.zeros((0, 5, 2)), y_test=np.zeros(0, int)),
-                f"{folder / 'x_test.npy'}: holds no series")
+                f"{folder / 'x_test.npy'}: holds no series (shape (0, 5, 2))")
     if case == "fractional labels":
         return (_write_npy(folder, y_train=np.array([0, 0.5, 1, 0])),
-                f"{folder / 'y_train.npy'}: labels must be integers 0..K-1, got float64")
+                f"{folder / 'y_train.npy'}: labels must be integers 0..K-1, got float64 values such as 0.5")
     if case == "negative label":
         return (_write_npy(folder, y_test=np.array([1, -1, 0])),
-                f"{folder / 'y_test.npy'}: labels must lie in 0..1, found -1..1")
+                f"{folder / 'y_test.npy'}: labels must lie in 0..1 (labels.json names 2 classes), found -1..1")
     if case == "label too large":
         return (_write_npy(folder, y_train=np.array([0, 2, 1, 0])),
-                f"{folder / 'y_train.npy'}: labels must lie in 0..1, found 0..2")
+                f"{folder / 'y_train.npy'}: labels must lie in 0..1 (labels.json names 2 classes), found 0..2")
     if case == "channel mismatch":
         return (_write_npy(folder, x_test=np.zeros((3, 5, 3), np.float32)),
                 f"{folder}: train has 2 channel(s) but test has 3")

@@ -58,7 +58,7 @@ def test_cluster_config_defaults_and_validation(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("task: cluster\ncluster: {n_init: 0}\n")
     result = invoke("train", "-c", bad)
-    assert result.exit_code == 2 and "bad.yaml: cluster.n_init must be >= 1" in result.output
+    assert result.exit_code == 2 and "bad.yaml: cluster.n_init: must be >= 1" in result.output
     result = invoke("train", "--dataset", "GunPoint", "--task", "clusters")
     assert result.exit_code == 2
 
