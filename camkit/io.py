@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -88,3 +89,18 @@ def replace_dir_atomically(folder: Path, fill: Callable[[Path], None]) -> None:
             os.replace(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def descriptor_2_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for the duration: C libraries (TensorFlow's absl and CUDA
+    start-up lines, libjpeg's complaints about a corrupt file) write there directly."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -16,24 +16,9 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import ModuleType
 
-
-@contextmanager
-def descriptor_2_silenced() -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null for the duration (Python's own sys.stderr included)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+from camkit.io import descriptor_2_silenced
 
 
 class _QuietLoader(importlib.abc.Loader):

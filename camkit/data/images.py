@@ -8,11 +8,9 @@ readable image are errors, not silently dropped.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from camkit.errors import CamkitError
+from camkit.io import descriptor_2_silenced
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".jxl"})
 SPLIT_NAMES = frozenset({"train", "test", "val", "valid", "validation"})
@@ -138,24 +137,6 @@ def _decodable(files: Sequence[Path], candidates: list[int]) -> set[int]:
     return {int(i) for i, shape in ds.ignore_errors().as_numpy_iterator() if min(shape[:2]) > 0}
 
 
-@contextmanager
-def _libjpeg_silenced() -> Iterator[None]:
-    """Descriptor 2 pointed at /dev/null: libjpeg writes its own lines about a corrupt file there.
-
-    The skip line (:func:`_report_skipped`) says which files were left out and why, so an error after it
-    stays the one line on stderr.
-    """
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def _find_readable(files: Sequence[Path]) -> tuple[list[int], list[tuple[Path, str]]]:
     """Indices of files TensorFlow decodes, and ``(path, reason)`` for the others (in order)."""
     reasons: dict[int, str] = {}
@@ -170,7 +151,7 @@ def _find_readable(files: Sequence[Path]) -> tuple[list[int], list[tuple[Path, s
             reasons[i] = "empty file"
         else:
             candidates.append(i)
-    with _libjpeg_silenced():
+    with descriptor_2_silenced():  # libjpeg writes its own lines about a corrupt file; the skip line says it
         decoded = _decodable(files, candidates)
         for i in candidates:
             if i not in decoded:  # few: decode again eagerly to learn why

@@ -122,16 +122,18 @@ def test_full_disk_while_drawing_removes_a_new_folder(gp, data_root, tmp_path, m
 
 
 def test_full_disk_while_converting_keeps_the_earlier_dataset(tmp_path, monkeypatch):
-    """convert-sktime builds the dataset folder aside: ENOSPC leaves the earlier conversion whole."""
+    """convert-sktime --overwrite builds the new folder aside: ENOSPC leaves the earlier conversion whole."""
     ok("convert-sktime", "--sktime-dataset", "ItalyPowerDemand", "--out", tmp_path)
+    x_test = tmp_path / "ItalyPowerDemand" / "x_test.npy"
+    np.save(x_test, np.load(x_test)[:10])  # an earlier, different conversion
     before = snapshot(tmp_path)
 
-    def no_space(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device", "x_test.npy")
+    def no_space(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
 
-    monkeypatch.setattr(np, "save", no_space)
-    refused(["convert-sktime", "--sktime-dataset", "ItalyPowerDemand", "--out", tmp_path], "x_test.npy: No space left",
-            tmp_path)
+    monkeypatch.setattr(Path, "write_bytes", no_space)
+    refused(["convert-sktime", "--sktime-dataset", "ItalyPowerDemand", "--out", tmp_path, "--overwrite"],
+            ".npy: No space left on device", tmp_path)
     assert snapshot(tmp_path) == before
 
 
