@@ -14,7 +14,7 @@ from camkit.errors import CamkitError
 from camkit.models.registry import register_model
 
 
-@register_model("conv-ae")
+@register_model("conv-ae", inputs="images")
 def build_conv_autoencoder(input_shape: tuple[int, ...], n_classes: int = 0, latent_dim: int = 10) -> keras.Model:
     """Autoencoder ``image -> encoder -> latent -> decoder -> image`` for (H, W, C) with H, W multiples of 4."""
     if len(input_shape) != 3 or input_shape[0] % 4 or input_shape[1] % 4:

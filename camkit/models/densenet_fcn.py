@@ -195,13 +195,13 @@ def _build(
     return _Builder(opts).build(input_shape, n_classes, full)
 
 
-@register_model("densenet-half")
+@register_model("densenet-half", inputs="images")
 def build_densenet_half(input_shape: tuple[int, ...], n_classes: int, **options: Any) -> keras.Model:
     """Classifier: DenseNet-FCN down path + first up block, ``conv_aux`` 1x1/16 → ``gap`` → ``classifier``."""
     return _build("densenet-half", input_shape, n_classes, False, options)
 
 
-@register_model("densenet-full")
+@register_model("densenet-full", inputs="images")
 def build_densenet_full(input_shape: tuple[int, ...], n_classes: int, **options: Any) -> keras.Model:
     """Half model continued to full resolution; outputs ``[classifier, reconstruction]``."""
     return _build("densenet-full", input_shape, n_classes, True, options)

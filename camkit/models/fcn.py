@@ -21,7 +21,7 @@ def conv_bn_relu(x: keras.KerasTensor, filters: int, kernel: int, name: str) -> 
     return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-@register_model("fcn")
+@register_model("fcn", inputs="timeseries")
 def build_fcn(input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
     """FCN classifier for ``(T, C)`` series."""
     inputs = keras.Input(shape=input_shape, name="series")

@@ -32,7 +32,7 @@ def residual_block(x: keras.KerasTensor, filters: int, name: str) -> keras.Keras
     return layers.Activation("relu", name=f"{name}_out")(x)
 
 
-@register_model("resnet1d")
+@register_model("resnet1d", inputs="timeseries")
 def build_resnet1d(input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
     """ResNet-1D classifier for ``(T, C)`` series."""
     inputs = keras.Input(shape=input_shape, name="series")
@@ -44,7 +44,7 @@ def build_resnet1d(input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
     return keras.Model(inputs, outputs, name="resnet1d")
 
 
-@register_model("resnet1d-ae")
+@register_model("resnet1d-ae", inputs="timeseries")
 def build_resnet1d_autoencoder(input_shape: tuple[int, ...], n_classes: int = 0,
                                latent_dim: int = 10) -> keras.Model:
     """Autoencoder ``series -> encoder -> latent -> decoder -> series``.

@@ -28,7 +28,7 @@ def _positive_ints(values: int | Sequence[int], n: int, option: str) -> list[int
     return values
 
 
-@register_model("small-gap-cnn")
+@register_model("small-gap-cnn", inputs="images")
 def build_small_gap_cnn(input_shape: tuple[int, ...], n_classes: int, filters: Sequence[int] = FILTERS,
                         convs: int | Sequence[int] | None = None) -> keras.Model:
     """Small GAP CNN for ``(H, W, C)`` images.

@@ -57,7 +57,7 @@ def _backbone(inputs: keras.KerasTensor, include_top: bool, weights: str | Path 
         raise CamkitError(f"vgg16: {str(exc).splitlines()[0]}") from None
 
 
-@register_model("vgg16")
+@register_model("vgg16", inputs="images")
 def build_vgg16(input_shape: tuple[int, ...], n_classes: int = 1000,
                 weights: str | Path | None = None) -> keras.Model:
     """VGG16 with its original fully connected head."""
@@ -65,7 +65,7 @@ def build_vgg16(input_shape: tuple[int, ...], n_classes: int = 1000,
     return _backbone(inputs, True, weights, n_classes)
 
 
-@register_model("vgg16-gap")
+@register_model("vgg16-gap", inputs="images")
 def build_vgg16_gap(input_shape: tuple[int, ...], n_classes: int,
                     weights: str | Path | None = None) -> keras.Model:
     """VGG16 conv backbone -> GAP -> Dense(softmax), so CAM applies at ``block5_conv3``."""

@@ -136,14 +136,16 @@ class FitSettings:
 
 
 def fit_classifier(build: Callable[[], keras.Model], train_data: Any, settings: FitSettings, *, best_path: Path,
-                   log_path: Path, resume_from: Path | None = None, progress: bool = True) -> FitResult:
+                   log_path: Path, resume_from: Path | None = None, progress: bool = True,
+                   check: Callable[[keras.Model], None] | None = None) -> FitResult:
     """Compile and fit; ``train_data`` is ``(x, y)`` arrays or a batched ``tf.data.Dataset``.
 
-    ``resume_from`` continues from a saved model (its optimizer state included); with
-    ``epochs=0`` the saved model is reused as it is. The best epoch by ``settings.monitor`` is saved to
-    ``best_path`` and the per-epoch log to ``log_path`` (CSV, renamed into place at the end).
+    ``resume_from`` continues from a saved model (its optimizer state included), which ``check`` vets (a
+    CamkitError if it does not fit the data); with ``epochs=0`` the saved model is reused as it is. The best
+    epoch by ``settings.monitor`` is saved to ``best_path`` and the per-epoch log to ``log_path`` (CSV, renamed
+    into place at the end).
     """
-    model = _compiled_model(build, settings, resume_from)
+    model = _compiled_model(build, settings, resume_from, check)
     if settings.epochs == 0:
         if resume_from is None:
             raise CamkitError("--epochs 0 needs --weights: there is nothing to reuse")
@@ -153,10 +155,11 @@ def fit_classifier(build: Callable[[], keras.Model], train_data: Any, settings: 
     factor, patience, min_lr = settings.reduce_lr
     keep = KeepBest(best_path, settings.monitor)
     partial_log = log_path.with_name(log_path.name + ".partial")
-    callbacks = [
-        keras.callbacks.ReduceLROnPlateau(monitor=settings.monitor, factor=factor, patience=patience, min_lr=min_lr),
-        keras.callbacks.CSVLogger(str(partial_log)),
+    callbacks = [  # KeepBest first: it names a monitor that is not logged
         keep,
+        keras.callbacks.ReduceLROnPlateau(monitor=settings.monitor, factor=factor, patience=patience, min_lr=min_lr,
+                                          mode="max" if keep.sign < 0 else "min"),
+        keras.callbacks.CSVLogger(str(partial_log)),
         EpochBar(settings.epochs, disable=not progress),
     ]
     x, y = (train_data, None) if isinstance(train_data, tf.data.Dataset) else train_data
@@ -173,11 +176,14 @@ def fit_classifier(build: Callable[[], keras.Model], train_data: Any, settings: 
                      keep.best_epoch, keep.sign * keep.best, wall, settings.epochs)
 
 
-def _compiled_model(build: Callable[[], keras.Model], settings: FitSettings, resume_from: Path | None) -> keras.Model:
-    """A fresh model from ``build`` or the saved one (its optimizer kept), compiled under the strategy."""
+def _compiled_model(build: Callable[[], keras.Model], settings: FitSettings, resume_from: Path | None,
+                    check: Callable[[keras.Model], None] | None) -> keras.Model:
+    """A fresh model from ``build`` or the saved one (checked, its optimizer kept), compiled under the strategy."""
     with strategy_scope(make_strategy(settings.strategy)):
         if resume_from is not None:
-            model = load_model(resume_from, compile=True)
+            model = load_model(resume_from, compile=True, option="--weights")
+            if check is not None:
+                check(model)
             if model.optimizer is None or not model.compiled:
                 _compile(model, settings)
         else:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,10 +62,10 @@ class Inputs:
 
 
 def _read_manifest_data(root: Path, name: str) -> dict:
-    path = root / "results" / name / "manifest.json"
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        return json.loads(path.read_text()).get("config", {}).get("data", {}) or {}
-    return {}
+    """The data section of a trained experiment (a CamkitError naming --experiment if there is none by that name)."""
+    from camkit.workflows.results import experiment_data
+
+    return experiment_data(name, root)
 
 
 def resolve_source(spec: SourceSpec) -> Resolved:

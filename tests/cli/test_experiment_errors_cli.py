@@ -62,7 +62,7 @@ def _error_cases(root: Path, data_root: Path, italy: Path) -> dict[str, tuple[li
         "own weights before training": (["train", *gp, "--epochs", 1, "--weights", "--name", "fresh"],
                                         f"Error: --weights: {root / 'models' / 'fresh' / 'best.keras'} does not exist"),
         "weights not a model": (["train", *gp, "--epochs", 1, "--weights", not_a_model],
-                                "Error: " + f"{not_a_model}: expected a .keras or .h5 model file"),
+                                f"Error: --weights: {not_a_model}: expected a .keras or .h5 model file"),
         "input shape mismatch": (["evaluate", *gp, "--model-path", italy],
                                  "Error: --model-path: the model expects inputs (24, 1) but GunPoint gives (150, 1)"),
         "autoencoder as classifier": (["train", *gp, "--model", "resnet1d-ae", "--epochs", 1],
@@ -72,14 +72,16 @@ def _error_cases(root: Path, data_root: Path, italy: Path) -> dict[str, tuple[li
         "batch not splittable": (["train", *gp, "--epochs", 1, "--strategy", "mirrored", "--batch-size", 5],
                                  "Error: --batch-size 5: the mirrored strategy has 2 replicas; use a multiple of 2"),
         "broken model file": (["train", *gp, "--epochs", 1, "--weights", broken],
-                              f"Error: {broken}: cannot load model ("),
+                              f"Error: --weights: {broken} is not a Keras model file (truncated or not a .keras zip "
+                              "archive)"),
         "class count mismatch": (["evaluate", "--dataset", _three_class_gunpoint(root / "GunPoint3", data_root),
                                   "--root", root, "--model-path", italy.parent.parent / "gp3" / "best.keras"],
                                  "Error: --model-path: the model has 2 outputs but GunPoint3 has 3 classes"),
         "monitor not logged": (["train", "-c", monitor_config, *gp, "--epochs", 1, "--no-progress"],
                                "Error: train.monitor: 'val_loss' needs a validation split (train.validation_split > 0"),
         "missing model for evaluate": (["evaluate", *gp, "--name", "never"],
-                                       f"Error: {root / 'models' / 'never' / 'best.keras'}: model file not found"),
+                                       f"Error: --name: no experiment named 'never' under {root} "
+                                       f"({Path('models') / 'never' / 'best.keras'} missing); known: none"),
     }
 
 

@@ -22,14 +22,15 @@ from camkit.data.timeseries import default_batch_size
 from camkit.errors import CamkitError
 from camkit.models import build_model, model_builder
 from camkit.workflows.fit import FitResult, num_replicas
-from camkit.workflows.results import RunDirs
+from camkit.workflows.results import RunDirs, Staging
 
 
 @dataclass
 class TrainRun:
     """One experiment being trained: its config, folders, data, the model it resumes from, its batch size.
 
-    ``state`` holds what a recipe keeps between its steps (e.g. the half model of a High-res CAM stage 2).
+    ``dirs`` are the staging folders it writes once training starts; ``state`` holds what a recipe keeps
+    between its steps (e.g. the half model of a High-res CAM stage 2).
     """
 
     config: ExperimentConfig
@@ -39,6 +40,11 @@ class TrainRun:
     resume: Path | None = None
     batch_size: int = 0
     state: dict[str, Any] = field(default_factory=dict)
+    staging: Staging | None = None
+
+    def current(self, path: Path) -> Path:
+        """Where a model file is now: an earlier stage of this training may have written it (still staged)."""
+        return self.staging.current(path) if self.staging is not None else path
 
 
 @dataclass
@@ -72,6 +78,10 @@ class Recipe(ABC):
     def check(self, run: TrainRun) -> None:
         """User errors found before any folder is made (default: an unknown model name)."""
         model_builder(run.config.model.name)
+
+    def check_model(self, run: TrainRun, model: keras.Model, culprit: str) -> None:
+        """CamkitError (starting with ``culprit``) unless ``model`` (built, or resumed from a file) fits the data."""
+        check_input_shape(model, run.data.input_shape, run.data.name, culprit)
 
     def validates(self, config: ExperimentConfig) -> bool:
         """Whether fitting holds out ``train.validation_split`` (so ``val_*`` monitors exist)."""
@@ -123,6 +133,13 @@ def build_configured(config: ExperimentConfig, data: Splits, name: str | None = 
         if "unexpected keyword argument" not in str(exc):
             raise
         raise CamkitError(f"model.options: {name} does not take {str(exc).split('argument')[-1].strip()}") from None
+
+
+def check_input_shape(model: keras.Model, shape: tuple[int, ...], dataset: str, culprit: str = "--model-path") -> None:
+    """CamkitError unless the model takes inputs of ``shape`` (``None`` dimensions take any size)."""
+    expected = tuple(model.input_shape[1:])
+    if len(expected) != len(shape) or any(e is not None and e != d for e, d in zip(expected, shape, strict=True)):
+        raise CamkitError(f"{culprit}: the model expects inputs {expected} but {dataset} gives {shape}")
 
 
 _RECIPES: list[Recipe] = []

@@ -24,6 +24,7 @@ from camkit.workflows.recipes.base import (
     Recipe,
     TrainRun,
     build_configured,
+    check_input_shape,
     register_recipe,
     resolve_batch_size,
 )
@@ -41,12 +42,16 @@ class ClassifyRecipe(Recipe):
         return config.train.validation_split > 0 and config.data.kind == "timeseries"
 
     def build(self, run: TrainRun) -> keras.Model:
-        data, name = run.data, run.config.model.name
-        model = build_configured(run.config, data)
-        if len(model.outputs) != 1 or tuple(model.output_shape[1:]) != (data.n_classes,):
-            raise CamkitError(f"--model {name}: its output {model.output_shape} is not one probability per class "
-                              f"of {data.name} ({data.n_classes}); it cannot be trained as a classifier")
+        model = build_configured(run.config, run.data)
+        self.check_model(run, model, f"--model {run.config.model.name}")
         return model
+
+    def check_model(self, run: TrainRun, model: keras.Model, culprit: str) -> None:
+        super().check_model(run, model, culprit)
+        data = run.data
+        if len(model.outputs) != 1 or tuple(model.output_shape[1:]) != (data.n_classes,):
+            raise CamkitError(f"{culprit}: its output {model.output_shape} is not one probability per class "
+                              f"of {data.name} ({data.n_classes}); it cannot be trained as a classifier")
 
     def classifier(self, model: keras.Model) -> keras.Model:
         """The part of a trained model that gives the class probabilities (the whole model here)."""
@@ -60,15 +65,17 @@ class ClassifyRecipe(Recipe):
 
     def evaluate(self, run: EvalRun) -> dict[str, Any]:
         data, dirs = run.data, run.dirs
-        model = run.model if run.model is not None else load_model(run.model_path or dirs.best_model, compile=False)
-        check_input_shape(model, data.input_shape, data.name)
+        culprit = "--model-path" if run.model_path else str(dirs.best_model)
+        model = run.model if run.model is not None else load_model(
+            run.model_path or dirs.best_model, compile=False, option="--model-path" if run.model_path else None)
+        check_input_shape(model, data.input_shape, data.name, culprit)
         start = time.perf_counter()
         with unknown_length_ok():
             probabilities = self.classifier(model).predict(
                 data.test_inputs(resolve_batch_size(run.config, data)), verbose=0)
         predict_s = time.perf_counter() - start
         if probabilities.shape[-1] != data.n_classes:
-            raise CamkitError(f"--model-path: the model has {probabilities.shape[-1]} outputs "
+            raise CamkitError(f"{culprit}: the model has {probabilities.shape[-1]} outputs "
                               f"but {data.name} has {data.n_classes} classes")
         extras = self.report_extras(run, model, probabilities)
         dirs.ensure()
@@ -81,13 +88,6 @@ class ClassifyRecipe(Recipe):
         report["confusion_matrix_png"] = str(save_figure(figure, dirs.plots / "confusion_matrix.png"))
         report["text"] = format_report(report)
         return report
-
-
-def check_input_shape(model: keras.Model, shape: tuple[int, ...], dataset: str) -> None:
-    """CamkitError unless the model takes inputs of ``shape`` (``None`` dimensions take any size)."""
-    expected = tuple(model.input_shape[1:])
-    if len(expected) != len(shape) or any(e is not None and e != d for e, d in zip(expected, shape, strict=True)):
-        raise CamkitError(f"--model-path: the model expects inputs {expected} but {dataset} gives {shape}")
 
 
 register_recipe(ClassifyRecipe(), fallback=True)

@@ -66,12 +66,12 @@ def encode(encoder: keras.Model, inputs: Any, batch_size: int) -> np.ndarray:
                                           verbose=0), np.float32)
 
 
-def nested_parts(model: keras.Model, name: str) -> tuple[keras.Model, keras.Model]:
-    """The nested ``encoder`` and ``decoder`` models of an autoencoder."""
+def nested_parts(model: keras.Model, culprit: str) -> tuple[keras.Model, keras.Model]:
+    """The nested ``encoder`` and ``decoder`` models of an autoencoder (``culprit`` starts the error)."""
     try:
         return model.get_layer("encoder"), model.get_layer("decoder")
     except ValueError:
-        raise CamkitError(f"--model {name}: task cluster needs an autoencoder with nested 'encoder' and 'decoder' "
+        raise CamkitError(f"{culprit}: task cluster needs an autoencoder with nested 'encoder' and 'decoder' "
                           "models (resnet1d-ae, conv-ae)") from None
 
 
@@ -96,8 +96,15 @@ class ClusterRecipe(Recipe):
 
     def build(self, run: TrainRun) -> keras.Model:
         model = build_configured(run.config, run.data)
-        nested_parts(model, run.config.model.name)
+        self.check_model(run, model, f"--model {run.config.model.name}")
         return model
+
+    def check_model(self, run: TrainRun, model: keras.Model, culprit: str) -> None:
+        super().check_model(run, model, culprit)
+        nested_parts(model, culprit)
+        if tuple(model.output_shape[1:]) != tuple(run.data.input_shape):
+            raise CamkitError(f"{culprit}: its output {model.output_shape} does not reconstruct the inputs "
+                              f"{tuple(run.data.input_shape)} of {run.data.name}")
 
     def pairs(self, run: TrainRun, train_data: Any) -> Any:
         if isinstance(train_data, tuple):
@@ -106,7 +113,7 @@ class ClusterRecipe(Recipe):
 
     def after_fit(self, run: TrainRun, result: FitResult) -> dict[str, Any]:
         config, data, batch_size = run.config, run.data, run.batch_size
-        encoder, decoder = nested_parts(result.model, config.model.name)
+        encoder, decoder = nested_parts(result.model, f"--model {config.model.name}")
         codes = encode(encoder, split_inputs(data, "train", batch_size), batch_size)
         n_clusters = config.cluster.n_clusters or data.n_classes
         kmeans = fit_kmeans(codes, n_clusters, config.cluster.n_init, config.train.seed)
@@ -167,7 +174,8 @@ def cluster_metrics(config: ExperimentConfig, clusters: ClusterModel, data: Spli
         sizes[split] = np.bincount(assigned, minlength=len(clusters.centroids)).tolist()
     report = {"experiment": config.name, "dataset": data.name, "n_clusters": len(clusters.centroids),
               **reports, "cluster_sizes": sizes}
-    report["metrics_path"] = str(atomic_write_json(dirs.results / "cluster_metrics.json", report))
+    atomic_write_json(dirs.results / "cluster_metrics.json", report)
+    report["metrics_path"] = str(dirs.final.results / "cluster_metrics.json")  # where it is once training ends
     report["text"] = format_clustering(reports)
     return report
 

@@ -27,7 +27,7 @@ override ``train``), then stage 2 from it. With ``train.weights`` (resuming stag
 from __future__ import annotations
 
 import dataclasses
-import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,12 +38,20 @@ import tensorflow as tf
 from camkit.config import ExperimentConfig, ModelConfig
 from camkit.data.splits import Splits
 from camkit.errors import CamkitError
+from camkit.models import check_inputs
 from camkit.models.densenet_fcn import shared_layer_names
-from camkit.models.saving import load_model
+from camkit.models.saving import check_model_file, load_model
 from camkit.workflows.fit import FitResult, unknown_length_ok
-from camkit.workflows.recipes.base import EvalRun, TrainRun, build_configured, register_recipe, resolve_batch_size
+from camkit.workflows.recipes.base import (
+    EvalRun,
+    TrainRun,
+    build_configured,
+    check_input_shape,
+    register_recipe,
+    resolve_batch_size,
+)
 from camkit.workflows.recipes.classify import ClassifyRecipe
-from camkit.workflows.results import RunDirs
+from camkit.workflows.results import RunDirs, read_manifest
 
 FULL = "densenet-full"
 HALF = "densenet-half"
@@ -57,24 +65,25 @@ def is_full_model(model: keras.Model) -> bool:
     return {"highres_features", "classifier", "conv_aux"} <= names
 
 
-def half_weights_path(config: ExperimentConfig, root: Path = Path(".")) -> Path:
-    """The half model of a densenet-full experiment: ``train.half_weights``, else the one its training used."""
+def half_weights_path(config: ExperimentConfig, root: Path = Path("."),
+                      current: Callable[[Path], Path] = Path) -> Path:
+    """The half model of a densenet-full experiment: ``train.half_weights``, else the one its training used
+    (``current``: where a model file is now, for one still staged by this training's first stage)."""
     path = config.train.half_weights
     if path is None:
-        manifest = RunDirs(config.name, root).results / "manifest.json"
-        if manifest.is_file():
-            path = json.loads(manifest.read_text()).get("config", {}).get("train", {}).get("half_weights")
+        path = read_manifest(RunDirs(config.name, root)).get("config", {}).get("train", {}).get("half_weights")
     if path is None:
         raise CamkitError("--half-weights: a densenet-full model starts from (and is checked against) a trained "
                           "densenet-half model; give its .keras file (train.half_weights)")
-    if not Path(path).is_file():
-        raise CamkitError(f"--half-weights: {path} does not exist")
+    check_model_file(current(Path(path)), f"--half-weights: {path}")
     return Path(path)
 
 
-def load_half(path: Path, input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
-    """Load the half model and check that it fits the data (input shape, classes) and is a densenet-half."""
-    half = load_model(path, compile=False)
+def load_half(path: Path, input_shape: tuple[int, ...], n_classes: int, name: Path | None = None) -> keras.Model:
+    """Load the half model and check that it fits the data (input shape, classes) and is a densenet-half
+    (``name``: the path the messages give, if ``path`` is where it is staged)."""
+    half = load_model(path, compile=False, option="--half-weights")
+    path = name or path
     names = {layer.name for layer in half.layers}
     if not {"conv_aux", "gap", "classifier"} <= names or "highres_features" in names:
         raise CamkitError(f"--half-weights: {path} is not a densenet-half model (conv_aux -> gap -> classifier)")
@@ -168,8 +177,7 @@ class HiresRecipe(ClassifyRecipe):
         return config.model.name == FULL
 
     def stages(self, config: ExperimentConfig, root: Path) -> list[ExperimentConfig]:
-        if config.data.kind != "images":
-            raise CamkitError(f"--model {FULL}: needs an image dataset (data.kind images)")
+        check_inputs(FULL, config.data.kind, Path(config.data.dataset).name)
         if config.train.half_weights is not None or config.half is None:
             return [config]
         half = dataclasses.replace(config, name=f"{config.name}_half", half=None, train=config.half.apply(config.train),
@@ -179,10 +187,16 @@ class HiresRecipe(ClassifyRecipe):
         return [full] if config.train.weights is not None else [half, full]
 
     def check(self, run: TrainRun) -> None:
-        path = half_weights_path(run.config, run.root)
+        path = half_weights_path(run.config, run.root, run.current)
         run.state["half_path"] = path
-        run.state["half"] = load_half(path, run.data.input_shape, run.data.n_classes)
+        run.state["half"] = load_half(run.current(path), run.data.input_shape, run.data.n_classes, path)
         run.state["shared"] = []
+
+    def check_model(self, run: TrainRun, model: keras.Model, culprit: str) -> None:
+        check_input_shape(model, run.data.input_shape, run.data.name, culprit)
+        if not is_full_model(model):
+            raise CamkitError(f"{culprit}: not a densenet-full model (no highres_features, classifier and conv_aux "
+                              "layers)")
 
     def build(self, run: TrainRun) -> keras.Model:
         full = build_configured(run.config, run.data)

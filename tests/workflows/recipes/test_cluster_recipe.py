@@ -152,7 +152,13 @@ def test_gradceam_needs_a_clustering_experiment(tmp_path, data_root):
     assert result.exit_code == 2 and "-c CONFIG or --experiment NAME" in result.output
     result = invoke("explain", "--method", "gradceam", "--experiment", "nothing", "--dataset", "GunPoint",
                     "--data-root", data_root, "--root", tmp_path)
-    assert result.exit_code == 2 and "encoder.keras: not found" in result.output
+    assert result.exit_code == 2 and "--experiment: no experiment named 'nothing'" in result.output
+    (tmp_path / "models" / "classifier").mkdir(parents=True)  # a classifier experiment: no clustering
+    build_model("fcn", (150, 1), 2).save(tmp_path / "models" / "classifier" / "best.keras")
+    result = invoke("explain", "--method", "gradceam", "--experiment", "classifier", "--dataset", "GunPoint",
+                    "--data-root", data_root, "--root", tmp_path)
+    assert result.exit_code == 2 and "encoder.keras: not found; train the experiment with --task cluster" in \
+        result.output
 
 
 def test_image_clustering_with_the_conv_autoencoder(tmp_path, data_root):
