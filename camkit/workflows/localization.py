@@ -152,6 +152,8 @@ def _stored_maps(source: MapsSource, files: TruthFiles, run: EvalRun, skip: Skip
     maps = Path(source.maps)
     MapStore(maps, option="--maps").run(MAPS_KEYS)
     out = Path(run.out) if run.out is not None else maps / "localization"
+    if out.resolve() == maps.resolve():
+        raise CamkitError(f"--out {out}: that is the --maps folder; the evaluation needs a folder of its own")
     check_destination(out, "--out")
     return (maps, out, *ground_truth(files, skip))
 

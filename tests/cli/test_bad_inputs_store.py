@@ -372,3 +372,18 @@ def test_maps_computed_from_annotations_with_other_labels_are_refused(base, tmp_
     maps = tmp_path / "plots" / "cnn" / "explain_gradcam"
     refused([*args, tmp_path / "relabelled"], f"{maps}: the images' true classes changed since these maps were "
             "written; use --overwrite to recompute, or another folder", maps, tmp_path / "out")
+
+
+def test_the_maps_folder_as_output_is_refused(base, data_root) -> None:
+    refused(evaluate(base / "maps", xml_dir(data_root), base / "maps"), f"--out {base / 'maps'}: that is the --maps "
+            "folder", base / "maps")
+
+
+def test_a_partial_rerun_removes_the_summary_it_no_longer_matches(base, data_root, copies) -> None:
+    maps, ev = copies
+    for b in (0, 1):
+        MapStore(ev / "eval", suffix=".json", subdir="").path(b).unlink()
+    partial = ok(*evaluate(maps, xml_dir(data_root), ev, "--shard", "1/3"))
+    assert "not every batch is evaluated yet" in partial.output and not (ev / "summary.json").exists()
+    assert "evaluated 1 of 3 batch(es)" in ok(*evaluate(maps, xml_dir(data_root), ev)).output
+    assert outputs(ev) == outputs(base / "ev")
