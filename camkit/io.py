@@ -18,6 +18,42 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from camkit.errors import CamkitError
+
+
+def check_destination(path: Path | str, option: str) -> None:
+    """Refuse an output folder that cannot be made or written, naming ``option`` and the path; creates nothing.
+
+    The path must be a folder or not exist yet; the first folder that exists above it must be writable, and every
+    name still to be made must fit the file system's limit (``PC_NAME_MAX``) and the whole path its ``PC_PATH_MAX``.
+    """
+    path = Path(path)
+    where = f"{option} {path}"
+    if os.path.lexists(path) and not os.path.isdir(path):  # os.path: no error on a name too long
+        raise CamkitError(f"{where}: a file is there, not a folder")
+    existing, missing = path.absolute(), []
+    while not os.path.lexists(existing) and existing != existing.parent:
+        missing.insert(0, existing.name)
+        existing = existing.parent
+    if not os.path.isdir(existing):
+        raise CamkitError(f"{where}: {existing} is a file, so the folder cannot be made")
+    name_max, path_max = (_pathconf(existing, key) for key in ("PC_NAME_MAX", "PC_PATH_MAX"))
+    for name in missing:
+        if len(os.fsencode(name)) > name_max:
+            raise CamkitError(f"{where}: the name {name[:24]}... has {len(os.fsencode(name))} bytes, more than the "
+                              f"file system allows ({name_max})")
+    if len(os.fsencode(str(path.absolute()))) >= path_max:
+        raise CamkitError(f"{where}: the path is longer than the file system allows ({path_max} bytes)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CamkitError(f"{where}: {existing} is not writable")
+
+
+def _pathconf(folder: Path, key: str) -> int:
+    try:
+        return os.pathconf(folder, key)
+    except (OSError, ValueError):  # the limit is unknown here: the common Linux limits
+        return {"PC_NAME_MAX": 255, "PC_PATH_MAX": 4096}[key]
+
 
 @contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:

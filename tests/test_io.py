@@ -64,3 +64,15 @@ def test_replace_marked_block(tmp_path: Path) -> None:
     assert readme.read_text() == "# t\n<!-- bench -->\n| a |\n<!-- /bench -->\nafter\n"
     with pytest.raises(ValueError, match="no <!-- other -->"):
         replace_marked_block(readme, "other", "x")
+
+
+def test_check_destination_accepts_a_folder_to_make_and_creates_nothing(tmp_path: Path) -> None:
+    from camkit.errors import CamkitError
+    from camkit.io import check_destination
+
+    check_destination(tmp_path / "a" / "b", "--out")
+    check_destination(tmp_path, "--out")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(CamkitError, match=r"^--out .*f/g: .*f is a file, so the folder cannot be made$"):
+        check_destination(tmp_path / "f" / "g", "--out")

@@ -347,11 +347,17 @@ class SkipList:
     source: str = "skip list"
 
     def resolve(self, image_ids: Iterable[str]) -> frozenset[str]:
-        """The skipped image ids, given all image ids of the annotated set."""
+        """The skipped image ids, given all image ids of the annotated set; an entry that matches none is an error."""
         ordered = sorted(image_ids)
         too_big = [i for i in self.indices if i > len(ordered)]
         if too_big:
             raise CamkitError(f"{self.source}: index {max(too_big)} but there are only {len(ordered)} images")
+        unmatched = sorted(self.ids - set(ordered))
+        if unmatched:
+            shown = ", ".join(repr(i) for i in unmatched[:5]) + (", ..." if len(unmatched) > 5 else "")
+            example = f"; ids are file stems, e.g. {ordered[0]!r}" if ordered else ""
+            raise CamkitError(f"{self.source}: {len(unmatched)} of {len(self.ids)} ids match no annotated image "
+                              f"({shown}){example}")
         return frozenset(ordered[i - 1] for i in self.indices) | self.ids
 
 

@@ -2,12 +2,12 @@
 
 The maps come from a whole-folder ``camkit explain`` run (``MAPS/run.json``, ``MAPS/batches/batch_*.npz``: names,
 top5, columns, targets, variants, ``maps_<variant>`` (B, K, H, W)). Each batch file is evaluated into
-``OUT/eval/batch_BBBBB.json`` (written atomically, skipped when present: resume; ``--shard i/n`` evaluates only
-batches ``b mod n = i``) holding, per variant, the identity of each scored image and every metric's part; once
-every batch is evaluated the summary is built from those files, so merged shards give exactly the unsharded
-result. Outputs: ``OUT/summary.json`` (per variant ``n_images``, ``n_skipped`` and each metric's summary keys),
-``OUT/per_image.csv`` (the identity columns :data:`IDENTITY`, then each metric's columns) and each metric's own
-files (the submissions of the localization error).
+``OUT/eval/batch_BBBBB.json`` (written atomically, skipped when present and matching its digest: resume;
+``--shard i/n`` evaluates only batches ``b mod n = i``) holding, per variant, the identity of each scored image
+and every metric's part; once every batch is evaluated the summary is built from those files, so merged shards
+give exactly the unsharded result. Outputs: ``OUT/summary.json`` (per variant ``n_images``, ``n_skipped`` and each
+metric's summary keys), ``OUT/per_image.csv`` (the identity columns :data:`IDENTITY`, then each metric's columns)
+and each metric's own files (the submissions of the localization error).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from camkit.data.boxes import Annotation, ClassMap, SkipList, image_id
 from camkit.errors import CamkitError
 from camkit.metrics import BoxSettings, MapBatch, Metric, select_metrics
 from camkit.metrics.map_boxes import Preprocessing
-from camkit.workflows.store import MapStore, Shard, as_json, run_batches
+from camkit.workflows.records import Digests
+from camkit.workflows.store import MapStore, Shard, remove_paths, run_batches
 
 IDENTITY = ("variant", "image", "name", "true_label", "top1_label", "xmin", "ymin", "xmax", "ymax")
 AVAILABLE = ("maps", "boxes", "labels")  # what a map store with annotations and a true column gives
@@ -46,22 +47,14 @@ class GroundTruth:
 
 def map_batches(arrays: Mapping[str, np.ndarray], truth: GroundTruth,
                 skipped: frozenset[str] = frozenset()) -> Iterator[MapBatch]:
-    """One :class:`MapBatch` per map variant of a batch file's arrays (checked: columns, annotations, sizes)."""
+    """One :class:`MapBatch` per map variant of a batch file's arrays (checked first: :func:`check_maps`)."""
     names = tuple(str(n) for n in arrays["names"])
     columns = tuple(str(c) for c in arrays["columns"])
-    if "top1" not in columns or "true" not in columns:
-        raise CamkitError("the maps need columns top1 and true (explain with --target top1,true or top5,true)")
-    missing = [n for n in names if image_id(n) not in truth.annotations]
-    if missing:
-        raise CamkitError(f"no annotation for image {missing[0]!r} (annotations are keyed by file stem)")
     geometry = Preprocessing(tuple(arrays[f"maps_{arrays['variants'][0]}"].shape[-2:]))
     for variant in (str(v) for v in arrays["variants"]):
-        batch = MapBatch(variant, names, arrays[f"maps_{variant}"].astype(np.float32), columns,
-                         np.asarray(arrays["targets"]), np.asarray(arrays["top5"]), truth.class_map, truth.settings,
-                         truth.annotations, geometry, skipped)
-        for j in range(len(names)):
-            batch.geometry_of(j)  # every image's annotation has its size
-        yield batch
+        yield MapBatch(variant, names, arrays[f"maps_{variant}"].astype(np.float32), columns,
+                       np.asarray(arrays["targets"]), np.asarray(arrays["top5"]), truth.class_map, truth.settings,
+                       truth.annotations, geometry, skipped)
 
 
 def identity(batch: MapBatch) -> list[dict[str, Any]]:
@@ -139,7 +132,51 @@ def write_outputs(out: Path, parts: Sequence[dict[str, Any]], summary: dict[str,
     return written
 
 
-def evaluate_folder(maps_dir: Path, out: Path, truth: GroundTruth, digests: Mapping[str, str],
+def check_maps(maps: MapStore, n_batches: int, mine: Sequence[int], truth: GroundTruth,
+               skipped: frozenset[str]) -> dict[int, str]:
+    """Before anything is written: every maps batch there matches its digest, this shard's are all there with
+    columns top1 and true and an annotated size for every image. The digest of each batch there, by batch."""
+    sources: dict[int, str] = {}
+    names: list[str] = []
+    for b in range(n_batches):
+        if b in mine and not maps.path(b).is_file():
+            raise CamkitError(f"{maps.shown}: {maps.path(b)} is missing; finish the explain run, or merge its "
+                              "shards (copy every shard's batches/ into one folder)")
+        if b in mine:
+            arrays = maps.read(b, ("names", "columns"))  # checked against its digest
+            if not {"top1", "true"} <= {str(c) for c in arrays["columns"]}:
+                raise CamkitError(f"{maps.shown}: the maps need columns top1 and true (explain with --target "
+                                  "top1,true or top5,true)")
+            names += [str(n) for n in arrays["names"]]
+        elif maps.path(b).is_file() and (problem := maps.problem(b)) is not None:  # another shard's batch
+            raise CamkitError(f"{maps.shown}: {maps.path(b)} {problem}; {maps.rerun} to recompute it")
+        if maps.path(b).is_file():
+            sources[b] = maps.recorded(b)[0]
+    check_annotated(names, truth, skipped, len(mine) == n_batches)
+    return sources
+
+
+def check_annotated(names: Sequence[str], truth: GroundTruth, skipped: frozenset[str], whole: bool) -> None:
+    """Every image has an annotation with its image size, and (a whole run) not every image is skipped."""
+    missing = [n for n in names if image_id(n) not in truth.annotations]
+    if missing:
+        raise CamkitError(f"--annotations: no annotation for {len(missing)} of {len(names)} images of the maps "
+                          f"(e.g. {missing[0]!r}; annotations are keyed by file stem)")
+    sizeless = [n for n in names if None in (truth.annotations[image_id(n)].width,
+                                             truth.annotations[image_id(n)].height)]
+    if sizeless:
+        raise CamkitError(f"--annotations: the annotation of {sizeless[0]!r} has no image size (<size> or "
+                          "width/height columns)")
+    if whole and names and all(image_id(n) in skipped for n in names):
+        raise CamkitError(f"--skip: {truth.skip.source} leaves out every image of the maps; nothing to evaluate")
+
+
+def outputs(out: Path) -> list[Path]:
+    """What an evaluation writes beside ``OUT/eval/`` (removed with the run it summarises)."""
+    return [out / "summary.json", out / "per_image.csv", out / "submissions", out / "figures"]
+
+
+def evaluate_folder(maps_dir: Path, out: Path, truth: GroundTruth, digests: Digests,
                     metrics: Sequence[type[Metric]] | None = None, shard: str | None = None,
                     progress: bool | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Evaluate a folder run's batches into ``out`` (module docstring); the summary once every batch is done.
@@ -147,28 +184,30 @@ def evaluate_folder(maps_dir: Path, out: Path, truth: GroundTruth, digests: Mapp
     ``OUT/eval/`` is a map store of ``.json`` batches: its ``run.json`` records the box settings, the class map,
     the metrics, the maps run's record and the ``digests`` of the ground truth (annotations, skip list); each
     evaluated batch records the digest of the maps batch it read, so a recomputed maps batch is evaluated again.
-    ``metrics``: default every registered metric whose needs :data:`AVAILABLE` meets.
+    Everything is checked before anything is written; a rerun whose settings or inputs changed is refused (or,
+    with ``overwrite``, recomputed). ``metrics``: default every registered metric whose needs :data:`AVAILABLE`
+    meets.
     """
     metrics = select_metrics(AVAILABLE) if metrics is None else list(metrics)
-    maps = MapStore(Path(maps_dir))
-    record = maps.run()
+    maps = MapStore(Path(maps_dir), option="--maps",
+                    rerun=f"rerun `camkit explain` into {maps_dir} (with the same options)")
+    record = maps.run(("method", "options", "class_names"))
     n_batches = maps.n_batches()
-    evaluated = MapStore(Path(out) / "eval", suffix=".json", subdir="")
+    part = Shard.parse(shard)
+    skipped = truth.skipped()
+    sources = check_maps(maps, n_batches, part.batches(n_batches), truth, skipped)
+    evaluated = MapStore(Path(out) / "eval", suffix=".json", subdir="", option="--out", label=str(out),
+                         written="this evaluation was written")
     settings = {**truth.settings.as_dict(), "class_map": list(truth.class_map.labels),
                 "metrics": [cls.name for cls in metrics]}
-    evaluated.open(settings, {"maps": as_json(record), **digests}, overwrite)
-    part = Shard.parse(shard)
-    missing = [b for b in part.batches(n_batches) if not maps.path(b).is_file()]
-    if missing:
-        raise CamkitError(f"--maps {maps_dir}: batch file(s) {missing[:3]} missing; finish or merge the explain run")
-    sources = {b: maps.batch_digest(b) for b in range(n_batches) if maps.path(b).is_file()}  # each file hashed once
-    skipped = truth.skipped()
+    opening = evaluated.prepare(settings, Digests({"maps": record, **digests.values}, digests.files), overwrite,
+                                clear=outputs(Path(out)))
 
     def compute(todo: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
         for b in todo:
             yield b, evaluate_batch(maps.read(b), truth, metrics, skipped)
 
-    run = run_batches(evaluated, n_batches, part, compute, depends=sources.__getitem__, progress=progress,
+    run = run_batches(opening, n_batches, part, compute, depends=sources.__getitem__, progress=progress,
                       desc="evaluate")
     complete = len(sources) == n_batches and all(evaluated.is_done(b, sources[b]) for b in range(n_batches))
     result: dict[str, Any] = {"out": out, "computed": run.computed, "batches": run.batches, "n_batches": n_batches,
@@ -179,4 +218,6 @@ def evaluate_folder(maps_dir: Path, out: Path, truth: GroundTruth, digests: Mapp
         extra = {"maps": str(maps_dir), "method": record["settings"]["method"],
                  "options": record["settings"]["options"], **truth.settings.as_dict()}
         result["files"] = write_outputs(out, parts, result["summary"], metrics, truth.class_map, extra)
+    elif run.computed:  # a summary of the earlier batches is not this run's
+        remove_paths(outputs(Path(out)))
     return result

@@ -36,12 +36,14 @@ import keras
 import numpy as np
 
 from camkit.errors import CamkitError
+from camkit.io import check_destination
 from camkit.methods import Explanation, MethodNotApplicable, explain, method_class
 from camkit.methods.targets import TargetPlan, parse_targets
 from camkit.plots.explain import FigureText, PanelStyle, build_figures
 from camkit.workflows.clusters import explain_clusters
 from camkit.workflows.folder import explain_folder
 from camkit.workflows.plan import ExplainPlan, ExplainResult, check_model_options, check_plan
+from camkit.workflows.records import files_digest, folder_digest
 from camkit.workflows.sources import (
     Inputs,
     Resolved,
@@ -53,7 +55,7 @@ from camkit.workflows.sources import (
     probabilities,
     resolve_source,
 )
-from camkit.workflows.store import MapStore, files_digest, folder_digest
+from camkit.workflows.store import MapStore
 
 MAX_SHOWN = 20  # --show opens at most this many figures
 _OUR_FIGURES = re.compile(r"^(image_\d+_.*|series_\d+|series_grid|layer_\d+)\.(png|pdf|svg)$")
@@ -62,6 +64,10 @@ _OUR_FIGURES = re.compile(r"^(image_\d+_.*|series_\d+|series_grid|layer_\d+)\.(p
 def explain_to_dir(plan: ExplainPlan) -> ExplainResult:
     """Explain the plan's samples; write ``explanation.npz`` + figures (or a store / a clustering's figures)."""
     check_plan(plan)
+    if plan.save_dir is not None:
+        check_destination(plan.save_dir, "--save-dir")
+    else:
+        check_destination(plan.source.root, "--root")
     if method_class(plan.method).task == "cluster":
         return explain_clusters(plan)
     resolved = resolve_source(plan.source)

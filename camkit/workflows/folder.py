@@ -5,8 +5,11 @@ of DIR in file order, cuts the list into batches of ``--batch-size`` (batch ``b`
 and writes under the save folder (a :class:`~camkit.workflows.store.MapStore`):
 
 - ``run.json``: ``settings`` (method and its options, layer, target columns, batch size, input size,
-  preprocessing, class names, image count) and ``inputs`` (the model file's and the image list's digests). A
-  rerun into the same folder must use the same settings and inputs (or ``--overwrite``);
+  preprocessing, class names, image count) and ``inputs``: the digests of the model file, of the image files'
+  names and contents (``inputs.json``: each image's) and of their true classes (from the class folders or the
+  annotations). A rerun into the same folder must use the same settings and inputs (or ``--overwrite``): a
+  replaced image is refused by name. The targets are checked and the run is recorded only just before its first
+  batch is written, so a run that fails leaves no ``run.json``;
 - ``batches/batch_BBBBB.npz`` + ``.sha1``, one per batch; ``source.json`` (the image folder, for figures);
 - ``figures/image_IIIII.png`` for the first ``n_figures`` images: the image with every map variant over it
   (e.g. augmented Grad-CAM: single | max | avg | super-resolution), each with its box (largest component of the
@@ -40,6 +43,7 @@ from camkit.methods.targets import parse_targets
 from camkit.plots import save_figure
 from camkit.plots.variants import variant_figure
 from camkit.workflows.plan import ExplainPlan, ExplainResult, check_model_options
+from camkit.workflows.records import Digests, digest_files, value_digest
 from camkit.workflows.sources import (
     Resolved,
     class_names_for,
@@ -49,7 +53,7 @@ from camkit.workflows.sources import (
     model_id,
     probabilities,
 )
-from camkit.workflows.store import MapStore, Shard, files_digest, run_batches
+from camkit.workflows.store import MapStore, Shard, run_batches
 
 N_TOP = 5
 TrueLabels = Callable[[Sequence[str]], dict[str, int]]
@@ -83,8 +87,6 @@ def explained(call: BatchCall, x: np.ndarray, targets: Any, y_true: np.ndarray |
 
 def true_column(call: BatchCall, x: np.ndarray, y_true: np.ndarray, top1: dict[str, np.ndarray] | None):
     """The ``true`` column: the top-1 maps where the prediction is right, explained for the other images."""
-    if (y_true < 0).any():
-        raise CamkitError("--target true: some images are not in a class folder named after a model class")
     if top1 is None:
         return explained(call, x, "true", y_true)
     fields = {n: v.copy() for n, v in top1.items()}
@@ -150,8 +152,8 @@ def stream(job: FolderJob, folder_root: Path, todo: list[int], batch_size: int) 
                               "unreadable while explaining")
         arrays = batch_arrays(job.call, x, job.columns, job.y_true[lo:hi])
         arrays.update(names=job.names[lo:hi], indices=np.arange(lo, hi), class_names=job.class_names)
-        draw_figures(job, arrays)
         yield b, arrays
+        draw_figures(job, arrays)  # once the batch is written (the run is recorded before its first figure)
 
 
 def draw_figures(job: FolderJob, arrays: dict[str, Any]) -> None:
@@ -179,8 +181,18 @@ def true_classes(folder: Any, names: list[str], class_names: list[str], true_lab
                      else -1 for y in folder.labels], np.int64)
 
 
+def check_truth(columns: Sequence[str], names: Sequence[str], y_true: np.ndarray, from_annotations: bool) -> None:
+    """A ``true`` column needs every image's class: refused before anything is computed or written."""
+    unknown = [n for n, y in zip(names, y_true, strict=True) if y < 0]
+    if "true" in columns and unknown:
+        where = ("have no annotated label among the model's classes" if from_annotations else
+                 "are not in a class folder named after a model class")
+        raise CamkitError(f"--target true: {len(unknown)} of {len(names)} images {where} (e.g. {unknown[0]}); "
+                          "explain them without the column true")
+
+
 def prepare(plan: ExplainPlan, resolved: Resolved, true_labels: TrueLabels | None) -> tuple[FolderJob, Path, Any]:
-    """Load the model and list the images; the job, the save folder and the listed folder."""
+    """Load the model and list the images, check the targets; the job, the save folder and the listed folder."""
     from camkit.data.splits import PREPROCESSORS
 
     model = load_explained_model(resolved.model)
@@ -201,25 +213,31 @@ def prepare(plan: ExplainPlan, resolved: Resolved, true_labels: TrueLabels | Non
                     BatchCall(model, plan.method, plan.layer_ref, dict(plan.options), plan.batch_size),
                     parse_targets(plan.target, n_classes).names, (size, channels, preprocess),
                     (plan.n_figures, plan.fmt, save_dir / "figures"), [])
+    check_truth(job.columns, names, job.y_true, true_labels is not None)
     return job, save_dir, (where, base)
 
 
-def explain_folder(plan: ExplainPlan, resolved: Resolved, true_labels: TrueLabels | None = None) -> ExplainResult:
-    """Explain every image of the plan's folder into its store (the module docstring); resumable and shardable."""
+def explain_folder(plan: ExplainPlan, resolved: Resolved, true_labels: TrueLabels | None = None,
+                   option: str = "--save-dir") -> ExplainResult:
+    """Explain every image of the plan's folder into its store (the module docstring); resumable and shardable.
+
+    ``option``: how error lines name the save folder (the command's option for it; "" names the folder only)."""
     model_digest = model_id(resolved.model)  # hashed before loading: a retrained model is told apart
     job, save_dir, (where, base) = prepare(plan, resolved, true_labels)
-    store = MapStore(save_dir)
+    store = MapStore(save_dir, option=option)
     settings = {"method": plan.method, "options": plan.options, "columns": job.columns, "layer": plan.layer_ref,
                 "batch_size": plan.batch_size, "input_size": list(job.input[0]), "n_images": len(job.names),
                 "preprocess": resolved.data["preprocess"], "class_names": job.class_names}
-    store.open(settings, {"model": model_digest, "images": files_digest(job.files, base)}, plan.overwrite,
-               clear=["figures"])
-    atomic_write_json(save_dir / "source.json", {"folder": str(Path(base).resolve())})  # for evaluation figures
+    digest, files = digest_files(job.files, base)
+    inputs = {"model": model_digest, "images": digest, "true_classes": value_digest(job.y_true)}
+    opening = store.prepare(settings, Digests(inputs, {"images": files}), plan.overwrite,
+                            clear=[save_dir / "figures", save_dir / "source.json"])
     n_batches = -(-len(job.names) // plan.batch_size)
     shard = Shard.parse(plan.shard)
-    run = run_batches(store, n_batches, shard, lambda todo: stream(job, base, todo, plan.batch_size),
+    run = run_batches(opening, n_batches, shard, lambda todo: stream(job, base, todo, plan.batch_size),
                       progress=plan.progress, desc=f"explain {plan.method}")
-    layer = str(store.read(run.batches[0])["layer"]) if run.batches else ""
+    atomic_write_json(save_dir / "source.json", {"folder": str(Path(base).resolve())})  # for evaluation figures
+    layer = str(store.read(run.batches[0], ["layer"])["layer"]) if run.batches else ""
     notes = [f"{len(run.computed)} of {len(run.batches)} batch(es) computed, "
              f"{len(run.batches) - len(run.computed)} already there"]
     if not shard.whole:

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from camkit.data.boxes import Annotation, ClassMap, image_id
+from camkit.data.boxes import Annotation, ClassMap, SkipList, image_id
 from camkit.errors import CamkitError
+from camkit.io import check_destination
 from camkit.methods import method_class
 from camkit.metrics import BoxSettings, Metric
 from camkit.plots import save_figure
@@ -30,8 +31,11 @@ from camkit.plots.variants import variant_figure
 from camkit.workflows.evaluate import GroundTruth, evaluate_folder
 from camkit.workflows.folder import explain_folder
 from camkit.workflows.plan import ExplainPlan
+from camkit.workflows.records import Digests
 from camkit.workflows.sources import SourceSpec, resolve_source
-from camkit.workflows.store import MapStore, folder_digest
+from camkit.workflows.store import MapStore, Shard
+
+MAPS_KEYS = ("method", "options", "class_names")  # the settings of the maps run that an evaluation reads
 
 
 @dataclass(frozen=True)
@@ -129,23 +133,34 @@ def true_labels_from(annotations: Mapping[str, Annotation],
 Located = tuple[Path, Path, Path, dict[str, Annotation]]  # maps folder, output folder, annotations path, annotations
 
 
-def _stored_maps(source: MapsSource, files: TruthFiles, run: EvalRun) -> Located:
-    """Where the maps and the outputs are, and the ground truth, for ``--maps DIR``."""
+def ground_truth(files: TruthFiles, skip: SkipList | None) -> tuple[Path, dict[str, Annotation]]:
+    """The annotations (path and contents), with the skip list checked against them."""
     from camkit.data.boxes import load_annotations
 
-    if any(v is not None for v in (source.model, source.config, source.experiment, source.images)):
-        raise CamkitError("--maps already holds the maps: drop the model and --images options")
     if files.annotations is None:
         raise CamkitError("--annotations: give the ground truth (a folder of VOC XML files or a CSV)")
+    annotations = load_annotations(files.annotations)
+    if skip is not None:
+        skip.resolve(annotations.keys())
+    return Path(files.annotations), annotations
+
+
+def _stored_maps(source: MapsSource, files: TruthFiles, run: EvalRun, skip: SkipList | None) -> Located:
+    """Where the maps and the outputs are, and the ground truth, for ``--maps DIR``."""
+    if any(v is not None for v in (source.model, source.config, source.experiment, source.images)):
+        raise CamkitError("--maps already holds the maps: drop the model and --images options")
     maps = Path(source.maps)
+    MapStore(maps, option="--maps").run(MAPS_KEYS)
     out = Path(run.out) if run.out is not None else maps / "localization"
-    return maps, out, Path(files.annotations), load_annotations(files.annotations)
+    if out.resolve() == maps.resolve():
+        raise CamkitError(f"--out {out}: that is the --maps folder; the evaluation needs a folder of its own")
+    check_destination(out, "--out")
+    return (maps, out, *ground_truth(files, skip))
 
 
-def _computed_maps(source: MapsSource, files: TruthFiles, run: EvalRun) -> Located:
+def _computed_maps(source: MapsSource, files: TruthFiles, run: EvalRun, skip: SkipList | None) -> Located:
     """Where the maps and the outputs are, and the ground truth, for ``--method NAME``: explain the images into
-    the maps folder first."""
-    from camkit.data.boxes import load_annotations
+    the maps folder first (their ``true`` column from the annotations' labels)."""
     from camkit.data.timeseries import resolve_dataset_dir
 
     spec = SourceSpec(source.model, source.config, source.experiment, images=source.images,
@@ -160,20 +175,23 @@ def _computed_maps(source: MapsSource, files: TruthFiles, run: EvalRun) -> Locat
         if source.images is not None:
             raise CamkitError("--annotations: give the ground truth of --images (VOC XML folder or CSV)")
         annotations = resolve_dataset_dir(data["dataset"], data["root"]) / "annotations" / "test"
-    ann = load_annotations(annotations)
+    annotations_path, ann = ground_truth(replace(files, annotations=annotations), skip)
     maps = run.root / "plots" / resolved.name / f"explain_{source.method}"
+    name = f"localization_{source.method}"
+    out = Path(run.out) if run.out is not None else run.root / "results" / resolved.name / name
+    check_destination(out, "--out")
+    check_destination(maps, "--root")
     plan = ExplainPlan(spec, source.method, dict(source.options), n_images="all", batch_size=source.batch_size,
                        target=source.target or method_class(source.method).default_columns, save_dir=maps,
                        progress=run.progress, shard=run.shard, overwrite=run.overwrite)
-    explain_folder(plan, resolved, true_labels_from(ann, lambda names: _class_map(files, names)))
-    name = f"localization_{source.method}"
-    out = Path(run.out) if run.out is not None else run.root / "results" / resolved.name / name
-    return maps, out, Path(annotations), ann
+    explain_folder(plan, resolved, true_labels_from(ann, lambda names: _class_map(files, names)), option="")
+    return maps, out, annotations_path, ann
 
 
 def eval_localization(source: MapsSource, files: TruthFiles, run: EvalRun) -> dict[str, Any]:
     """``camkit eval-localization``: maps from ``source.maps`` (a folder run) or computed with ``source.method``,
-    then scored by the registered metrics; figures once every batch is evaluated."""
+    then scored by the registered metrics; figures once every batch is evaluated. Every input is checked before
+    anything is computed or written."""
     from camkit.data.boxes import read_skip_list
 
     if (source.maps is None) == (source.method is None):
@@ -181,14 +199,14 @@ def eval_localization(source: MapsSource, files: TruthFiles, run: EvalRun) -> di
                           f"not {'both' if source.maps is not None else 'neither'}")
     if run.threshold is not None and not 0 <= run.threshold <= 1:
         raise CamkitError(f"--threshold: a fraction of the map's maximum in [0, 1], not {run.threshold}")
+    Shard.parse(run.shard)
     skip = read_skip_list(files.skip) if files.skip is not None else None
     maps, out, annotations_path, annotations = (_stored_maps if source.maps is not None else _computed_maps)(
-        source, files, run)
-    stored = MapStore(maps).run()["settings"]
+        source, files, run, skip)
+    stored = MapStore(maps, option="--maps").run(MAPS_KEYS)["settings"]
     threshold = method_class(stored["method"]).box_threshold if run.threshold is None else run.threshold
     truth = GroundTruth(annotations, _class_map(files, stored["class_names"]), BoxSettings(threshold), skip)
-    digests = {"annotations": folder_digest(annotations_path), **({"skip": folder_digest(files.skip)}
-                                                                  if files.skip is not None else {})}
+    digests = Digests.of({"annotations": annotations_path, "skip": files.skip})
     result = evaluate_folder(maps, out, truth, digests, shard=run.shard, progress=run.progress,
                              overwrite=run.overwrite)
     result["figures"] = write_figures(maps, out, truth, run.n_figures) if result["complete"] else []

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from camkit.errors import CamkitError
-from camkit.io import atomic_write_json, replace_dir_atomically
+from camkit.io import atomic_write_json, check_destination, replace_dir_atomically
 
 VERSIONED_PACKAGES = ("camkit", "tensorflow", "keras", "numpy", "scikit-learn", "scipy", "sktime", "pandas")
 KINDS = ("results", "models", "plots")
@@ -172,17 +172,10 @@ def check_run_dirs(names: list[str], root: Path) -> None:
             raise CamkitError(f"--name: {name!r} is not a plain folder name (no '/', not empty, not starting "
                               "with '.')")
     for kind in KINDS:
-        existing = next(p for p in (root / kind, root, *root.absolute().parents) if p.exists())
-        if not existing.is_dir():
-            raise CamkitError(f"--root: {existing} is a file, not a folder")
-        limit = os.pathconf(existing, "PC_NAME_MAX")
+        check_destination(root / kind, "--root")
         for name in names:
-            if (root / kind / name).exists() and not (root / kind / name).is_dir():
-                raise CamkitError(f"--name: {root / kind / name} is a file, not an experiment folder")
-            size = len(os.fsencode(f".{name}{STAGING_SUFFIX}{os.getpid()}"))
-            if size > limit:
-                raise CamkitError(f"--name: {name[:40]!r}... is too long: its folders need {size} bytes, "
-                                  f"the file system under {existing} allows {limit}")
+            check_destination(root / kind / name, "--name")
+            check_destination(root / kind / f".{name}{STAGING_SUFFIX}{os.getpid()}", "--name")
 
 
 def package_versions() -> dict[str, str]:

@@ -192,13 +192,13 @@ def cases(root: Path, f: dict[str, Path], data_root: Path, repo_root: Path) -> d
                              "--batch-size 1: the mirrored strategy has 2 replicas; use a multiple of 2"),
         # where the run would go
         "root is a file": (["train", *italy(root / "results" / "exp" / "manifest.json", data_root), "--epochs", 1],
-                           f"--root: {root / 'results' / 'exp' / 'manifest.json'} is a file, not a folder"),
+                           f"{root / 'results' / 'exp' / 'manifest.json'} is a file, so the folder cannot be made"),
         "name with a separator": ([*train, "--epochs", 1, "--name", "a/b"], "--name: 'a/b' is not a plain folder name"),
         "name ..": ([*train, "--epochs", 1, "--name", ".."], "--name: '..' is not a plain folder name"),
         "name hidden": ([*train, "--epochs", 1, "--name", ".exp"], "--name: '.exp' is not a plain folder name"),
-        "name too long": ([*train, "--epochs", 1, "--name", "x" * 250], "is too long: its folders need"),
+        "name too long": ([*train, "--epochs", 1, "--name", "x" * 250], "more than the file system allows (255)"),
         "name is a file": ([*train, "--epochs", 1, "--name", "clash"],
-                           f"--name: {root / 'results' / 'clash'} is a file, not an experiment folder"),
+                           f"--name {root / 'results' / 'clash'}: a file is there, not a folder"),
         # configs that fail before or while training
         "run with an unknown step": (["run", _config("steps: [train, deploy]\n"), *train[1:]],
                                      "exp.yaml: steps: unknown step(s) ['deploy']"),

@@ -14,7 +14,7 @@ from PIL import Image
 
 import camkit
 from camkit.data.timeseries import load_timeseries
-from camkit.workflows.store import file_digest, folder_digest
+from camkit.workflows.records import file_digest, folder_digest
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SERIES_KEYS = {"mode", "method", "maps", "raw", "layer", "targets", "scores", "probabilities", "predicted", "names",

@@ -200,8 +200,11 @@ def test_skip_list_indices_and_ids(tmp_path: Path) -> None:
     ids = [f"ILSVRC2012_val_{i:08d}" for i in (3, 1, 2, 4)]
     skip = read_skip_list(_write(tmp_path, "blacklist.txt", "1\n\n3  # comment\n"))
     assert skip.indices == {1, 3} and skip.resolve(ids) == {"ILSVRC2012_val_00000001", "ILSVRC2012_val_00000003"}
-    named = read_skip_list(_write(tmp_path, "names.txt", "# bad images\nILSVRC2012_val_00000002.JPEG\nfoo\n"))
-    assert named.resolve(ids) == {"ILSVRC2012_val_00000002", "foo"}
+    named = read_skip_list(_write(tmp_path, "names.txt", "# bad images\nILSVRC2012_val_00000002.JPEG\n"))
+    assert named.resolve(ids) == {"ILSVRC2012_val_00000002"}
+    unknown = read_skip_list(_write(tmp_path, "unknown.txt", "ILSVRC2012_val_00000002.JPEG\nfoo\nbar\n"))
+    with pytest.raises(CamkitError, match=r"unknown.txt: 2 of 3 ids match no annotated image \('bar', 'foo'\)"):
+        unknown.resolve(ids)
     numeric = read_skip_list(_write(tmp_path, "numeric.txt", "000123\n"), kind="ids")
     assert numeric.ids == {"000123"} and not numeric.indices
     with pytest.raises(CamkitError, match="index 9 but there are only 4 images"):

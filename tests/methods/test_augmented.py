@@ -249,10 +249,10 @@ def test_folder_run_errors(full_run, folder) -> None:
     changed = invoke("explain", "--model-path", retrained, "--images", images, "--method", "augmented-gradcam",
                      "-o", "n_augment=4", "-o", "aggregate=all", "--batch-size", 4, "--save-dir", full_run,
                      "--target", "top1,true")
-    assert changed.exit_code == 2 and "changed inputs (model)" in changed.output, changed.output
+    assert changed.exit_code == 2 and "the model file changed since these maps were" in changed.output, changed.output
     other = invoke("explain", "--model-path", model_path, "--images", images, "--method", "augmented-gradcam",
                    "-o", "n_augment=5", "--save-dir", full_run, "--batch-size", 4, "--target", "top1,true")
-    assert other.exit_code == 2 and "other settings (options)" in other.output
+    assert other.exit_code == 2 and "the settings changed (options)" in other.output
     for args, message in [(["--shard", "2/2"], "--shard: expected i/n"), (["-o", "n_augment"], "KEY=VALUE"),
                           (["--target", "top0"], "--target 'top0': K must be at least 1"),
                           (["--n-images", "x"], "--n-images")]:

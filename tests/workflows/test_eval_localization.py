@@ -19,6 +19,7 @@ from camkit.metrics import BoxSettings, MapBatch, Metric, metric_classes, regist
 from camkit.metrics.localization import iou_inclusive
 from camkit.metrics.map_boxes import Preprocessing, box_from_map
 from camkit.workflows.evaluate import GroundTruth, evaluate_folder
+from camkit.workflows.records import Digests
 from camkit.workflows.store import MapStore
 
 XML = """<annotation><filename>{name}.png</filename><size><width>{w}</width><height>{h}</height><depth>3</depth></size>
@@ -49,8 +50,8 @@ def hand_made(tmp_path) -> tuple[Path, dict]:
     maps[2, 0] = blob(slice(12, 20), slice(12, 20))  # class a's map, far from the digit
     maps[2, 1] = maps[2, 2] = blob(slice(0, 10), slice(0, 10))  # -> (1, 1, 20, 20): IoU 1
     store = MapStore(tmp_path / "run")
-    store.open({"n_images": 3, "batch_size": 3, "options": {}, "method": "gradcam", "class_names": ["a", "b", "c"]},
-               {"images": "sha1:x"})
+    store.prepare({"n_images": 3, "batch_size": 3, "options": {}, "method": "gradcam",
+                   "class_names": ["a", "b", "c"]}, Digests({"images": "sha1:x"})).begin()
     store.write(0, {"names": ["img0.png", "img1.png", "img2.png"], "indices": np.arange(3), "y_true": [0, 1, 2],
                     "top5": [[0, 1, 2], [1, 0, 2], [0, 2, 1]], "top5_probs": np.full((3, 3), 1 / 3),
                     "columns": ["top1", "top2", "true"], "targets": [[0, 1, 0], [1, 0, 1], [0, 2, 2]],
@@ -59,7 +60,7 @@ def hand_made(tmp_path) -> tuple[Path, dict]:
     return store.folder, load_annotations(ann_dir)
 
 
-DIGESTS = {"annotations": "sha1:xml"}
+DIGESTS = Digests({"annotations": "sha1:xml"})
 
 
 def truth(annotations, skip=None) -> GroundTruth:
@@ -152,7 +153,7 @@ def test_a_registered_metric_reaches_the_csv_the_summary_and_the_table(hand_made
                               "pointing", "in-box", "images"]
     assert line.split() == ["gradcam", "0.667", "0.333", "0.667", "0.667", "0.667", "0.293", "3"]
     refused = invoke(*args)  # the same folder, now without the toy metric: other settings
-    assert refused.exit_code == 2 and "other settings (metrics)" in refused.output
+    assert refused.exit_code == 2 and "the settings changed (metrics)" in refused.output
 
 
 # ------------------------------------------------------------------------------------- end to end
@@ -258,7 +259,7 @@ def test_changed_settings_on_the_same_output_are_refused(gradcam_run, digits) ->
     result = invoke("eval-localization", "--model-path", model, "--images", images, "--annotations", xml,
                     "--batch-size", 5, "--out", gradcam_run, "--root", gradcam_run.parent, "--method", "gradcam",
                     "--threshold", "0.3")
-    assert result.exit_code == 2 and "other settings (threshold)" in result.output
+    assert result.exit_code == 2 and "the settings changed (threshold: 0.15 -> 0.3)" in result.output
 
 
 def test_flat_folder_with_wnid_annotations_like_ilsvrc_val(digits, tmp_path) -> None:

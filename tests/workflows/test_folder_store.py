@@ -47,7 +47,7 @@ def test_changed_images_are_refused_then_recomputed_with_overwrite(folder, tmp_p
     flipped = np.asarray(keras.utils.load_img(image))[:, ::-1]  # the same name and size, other pixels
     keras.utils.save_img(image, flipped)
     refused = run(folder, out)
-    assert refused.exit_code == 2 and "changed inputs (images)" in refused.output
+    assert refused.exit_code == 2 and f"the images changed (1 of 6 files differ: 1/{image.name})" in refused.output
     assert refused.output.count("\n") == 1
     np.testing.assert_array_equal(MapStore(out).read_all()["maps_gradcam"], before["maps_gradcam"])  # untouched
     result = run(folder, out, "--overwrite")
@@ -75,4 +75,4 @@ def test_a_retrained_model_is_refused(folder, tmp_path) -> None:
     keras.utils.set_random_seed(1)
     camkit.build_model("small-gap-cnn", (64, 64, 3), 2).save(folder[1])  # same architecture, other weights
     refused = run(folder, out)
-    assert refused.exit_code == 2 and "changed inputs (model)" in refused.output
+    assert refused.exit_code == 2 and "the model file changed since these maps were written" in refused.output
