@@ -301,7 +301,8 @@ def _validate(config: ExperimentConfig, origin: Callable[[str], str],
     size = config.data.image_size
     checks = [
         ("steps", bool(config.steps), "lists no step, so there is nothing to run"),
-        ("name", is_plain_name(config.name), f"must be a plain folder name (no / or \\), got {config.name!r}"),
+        ("name", is_plain_name(config.name),
+         f"must be a plain folder name (no / or \\, not starting with .), got {config.name!r}"),
         ("data.dataset", bool(config.data.dataset), "must name a dataset folder, got an empty string"),
         ("model.name", bool(config.model.name), "must name a model (see `camkit models`), got an empty string"),
         ("cluster.n_clusters", config.cluster.n_clusters is None or config.cluster.n_clusters >= 1, "must be >= 1"),
@@ -316,8 +317,8 @@ def _validate(config: ExperimentConfig, origin: Callable[[str], str],
 
 
 def is_plain_name(name: str) -> bool:
-    """True for a name that is one folder: not empty, not . or .., no / or \\ (nor a NUL)."""
-    return bool(name) and name not in (".", "..") and not set(name) & set("/\\\0")
+    """True for a name that is one visible folder: not empty, not starting with ., no / or \\ (nor a NUL)."""
+    return bool(name) and not name.startswith(".") and not set(name) & set("/\\\0")
 
 
 def _check(checks: list[tuple[str, bool, str]], origin: Callable[[str], str]) -> None:

@@ -167,7 +167,7 @@ def test_numbers_as_strings_and_ints_as_floats(tmp_path: Path) -> None:
     ("data:\n  image_size: [224, 0]\n", "data.image_size: must be two positive integers, got [224, 0]"),
     ("data:\n  preprocess: vgg\n", "data.preprocess: must be one of rescale, none, vgg16, got 'vgg' (did you mean "
                                    "vgg16?)"),
-    ("name: ../elsewhere\n", "name: must be a plain folder name (no / or \\), got '../elsewhere'"),
+    ("name: ../elsewhere\n", "name: must be a plain folder name (no / or \\, not starting with .), got '../elsewhere'"),
     ("steps: []\n", "steps: lists no step, so there is nothing to run"),
 ])
 def test_invalid_values(tmp_path: Path, text: str, message: str) -> None:

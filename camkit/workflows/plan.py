@@ -26,6 +26,8 @@ class ExplainPlan:
     ``layout``: images only, ``viewer`` (top-1..3 + lowest) or ``notebook`` (the method's notebook panels).
     ``n_images``: a count (default 8) or ``"all"`` (a whole image folder, batch by batch into the store).
     ``shard``: ``"i/n"``, whole-folder runs only. ``n_figures``: whole-folder figures for the first images.
+    ``target_is_default``: the target is a method's default columns, whose ``topK`` means at most K (a user's
+    ``--target top99`` on a 10-class model is refused instead).
     """
 
     source: SourceSpec = field(default_factory=SourceSpec)
@@ -44,6 +46,7 @@ class ExplainPlan:
     shard: str | None = None
     n_figures: int = 8
     overwrite: bool = False
+    target_is_default: bool = False
 
     @property
     def layer_ref(self) -> str | int | None:
@@ -96,7 +99,7 @@ def check_model_options(plan: ExplainPlan, model: Any, n_classes: int) -> None:
         raise CamkitError(f"--layer-backcount {deeper[0]}: the model has {len(convs)} conv layers, so count 1 (the "
                           f"last) to {len(convs)}: {listing(convs)}")
     asked = [int(k) for k in re.findall(r"top-?(\d+)", str(plan.target or "").lower())]
-    if asked and max(asked) > n_classes:
+    if asked and max(asked) > n_classes and not plan.target_is_default:
         raise CamkitError(f"--target top{max(asked)}: the model has {n_classes} classes, so top{n_classes} at most")
     checked_targets(plan.target, n_classes)
 

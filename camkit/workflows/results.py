@@ -165,12 +165,8 @@ def _link_or_copy(source: Path, dest: Path) -> None:
 
 def check_run_dirs(names: list[str], root: Path) -> None:
     """CamkitError naming ``--name`` or ``--root`` when the experiments' folders (and their staging folders)
-    cannot be made: a name that is not a plain folder name or too long for the file system, a root that is a file."""
+    cannot be made: a name too long for the file system, a root or experiment folder that is a file."""
     root = Path(root)
-    for name in names:
-        if not name or name in (".", "..") or name.startswith(".") or "/" in name or os.sep in name or "\0" in name:
-            raise CamkitError(f"--name: {name!r} is not a plain folder name (no '/', not empty, not starting "
-                              "with '.')")
     for kind in KINDS:
         check_destination(root / kind, "--root")
         for name in names:

@@ -27,8 +27,6 @@ from camkit.workflows.fit import FitResult, FitSettings, fit_classifier
 from camkit.workflows.recipes import EvalRun, Recipe, TrainRun, recipe_for
 from camkit.workflows.results import RunDirs, Staging, check_run_dirs, find_experiment, staged_runs, write_manifest
 
-SEED_RANGE = (0, 2**32 - 1)  # what keras.utils.set_random_seed (NumPy's seeding) accepts
-
 
 def train_experiment(config: ExperimentConfig, root: Path = Path("."), progress: bool = True) -> dict[str, Any]:
     """Train the configured experiment (all its recipe's stages); the last stage's summary."""
@@ -74,7 +72,6 @@ def fit_settings(config: ExperimentConfig, recipe: Recipe, batch_size: int) -> F
 
 def _prepared_run(config: ExperimentConfig, root: Path, recipe: Recipe, staging: Staging) -> TrainRun:
     """Data, resume path, recipe checks and batch size; every user error is raised before a folder is made."""
-    check_train_values(config)
     check_inputs(config.model.name, config.data.kind, Path(config.data.dataset).name)
     dirs = RunDirs(config.name, root)
     run = TrainRun(config, root, dirs, load_data(config.data), staging=staging)
@@ -87,21 +84,6 @@ def _prepared_run(config: ExperimentConfig, root: Path, recipe: Recipe, staging:
                           "(train.validation_split > 0, time series only)")
     run.batch_size = recipe.batch_size(run)
     return run
-
-
-def check_train_values(config: ExperimentConfig) -> None:
-    """The ``train`` values the config's own checks leave to training (each names its option and key)."""
-    train = config.train
-    checks = [
-        (SEED_RANGE[0] <= train.seed <= SEED_RANGE[1], f"--seed (train.seed): must be in 0..{SEED_RANGE[1]}, "
-                                                       f"got {train.seed}"),
-        (0 < train.reduce_lr_factor < 1, f"train.reduce_lr_factor: must be in (0, 1), got {train.reduce_lr_factor}"),
-        (train.reduce_lr_patience >= 0, f"train.reduce_lr_patience: must be >= 0, got {train.reduce_lr_patience}"),
-        (train.min_lr >= 0, f"train.min_lr: must be >= 0, got {train.min_lr}"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise CamkitError(message)
 
 
 def _train_stage(config: ExperimentConfig, root: Path, staging: Staging, progress: bool) -> dict[str, Any]:

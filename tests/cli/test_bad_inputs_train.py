@@ -32,6 +32,9 @@ FILES = (  # what the files fixture makes
     "three.keras", "folder.keras", "digits")
 
 
+PLAIN = "--name: must be a plain folder name (no / or \\, not starting with .)"
+
+
 def italy(root: Path, data_root: Path, name: str = "exp") -> list:
     """Options for the shipped ItalyPowerDemand (2 classes, 67 training series of 24) as experiment ``name``, in
     one batch (one traced training step: the quickest training there is)."""
@@ -173,7 +176,7 @@ def cases(root: Path, f: dict[str, Path], data_root: Path, repo_root: Path) -> d
         "image size 0": ([*digits, "--image-size", 0, "--model", "small-gap-cnn", "--epochs", 1],
                          "--image-size: must be at least 1, got 0"),
         "config image size 0": (["train", "-c", _config("data:\n  image_size: [0, 0]\n"), *train[1:]],
-                                "exp.yaml: data.image_size must be two positive integers"),
+                                "exp.yaml: data.image_size: must be two positive integers"),
         "config image size scalar": (["train", "-c", _config("data:\n  image_size: 0\n"), *train[1:]],
                                      "exp.yaml: data.image_size: expected a list, got 0"),
         "epochs negative": ([*train, "--epochs", -1], "--epochs: must be at least 0, got -1"),
@@ -182,26 +185,26 @@ def cases(root: Path, f: dict[str, Path], data_root: Path, repo_root: Path) -> d
         "learning rate negative": ([*train, "--epochs", 1, "--lr", -0.1], "--lr: must be a positive number, got -0.1"),
         "seed negative": ([*train, "--epochs", 1, "--seed", -1], "--seed: must be at least 0, got -1"),
         "config seed negative": (["train", "-c", _config("train:\n  seed: -1\n"), *train[1:], "--epochs", 1],
-                                 "--seed (train.seed): must be in 0..4294967295, got -1"),
+                                 "exp.yaml: train.seed: must be in 0..2**32-1 (NumPy's seeds), got -1"),
         "config seed too large": (["train", "-c", _config(f"train:\n  seed: {2**32}\n"), *train[1:]],
-                                  f"--seed (train.seed): must be in 0..4294967295, got {2**32}"),
+                                  f"exp.yaml: train.seed: must be in 0..2**32-1 (NumPy's seeds), got {2**32}"),
         "config reduce_lr_factor 1.5": (["train", "-c", _config("train:\n  reduce_lr_factor: 1.5\n"),
                                          *train[1:], "--epochs", 1],
-                                        "train.reduce_lr_factor: must be in (0, 1), got 1.5"),
+                                        "exp.yaml: train.reduce_lr_factor: must be in (0, 1), got 1.5"),
         "mirrored batch 1": ([*train, "--epochs", 1, "--strategy", "mirrored", "--batch-size", 1],
                              "--batch-size 1: the mirrored strategy has 2 replicas; use a multiple of 2"),
         # where the run would go
         "root is a file": (["train", *italy(root / "results" / "exp" / "manifest.json", data_root), "--epochs", 1],
                            f"{root / 'results' / 'exp' / 'manifest.json'} is a file, so the folder cannot be made"),
-        "name with a separator": ([*train, "--epochs", 1, "--name", "a/b"], "--name: 'a/b' is not a plain folder name"),
-        "name ..": ([*train, "--epochs", 1, "--name", ".."], "--name: '..' is not a plain folder name"),
-        "name hidden": ([*train, "--epochs", 1, "--name", ".exp"], "--name: '.exp' is not a plain folder name"),
+        "name with a separator": ([*train, "--epochs", 1, "--name", "a/b"], f"{PLAIN}, got 'a/b'"),
+        "name ..": ([*train, "--epochs", 1, "--name", ".."], f"{PLAIN}, got '..'"),
+        "name hidden": ([*train, "--epochs", 1, "--name", ".exp"], f"{PLAIN}, got '.exp'"),
         "name too long": ([*train, "--epochs", 1, "--name", "x" * 250], "more than the file system allows (255)"),
         "name is a file": ([*train, "--epochs", 1, "--name", "clash"],
                            f"--name {root / 'results' / 'clash'}: a file is there, not a folder"),
         # configs that fail before or while training
         "run with an unknown step": (["run", _config("steps: [train, deploy]\n"), *train[1:]],
-                                     "exp.yaml: steps: unknown step(s) ['deploy']"),
+                                     "exp.yaml: steps: unknown step 'deploy'"),
         "monitor not logged (fails while training)": (["train", "-c", _config("train:\n  monitor: acc\n"),
                                                        *train[1:], "--epochs", 1],
                                                       "train.monitor: 'acc' is not logged; logged: accuracy"),
