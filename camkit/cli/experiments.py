@@ -13,26 +13,10 @@ from camkit.cli.options import config_option, experiment_options
 if TYPE_CHECKING:
     from camkit.config import ExperimentConfig
 
-# The least value of each numeric option (checked before the config: its errors name the config's keys).
-MINIMA = {"image_size": ("--image-size", 1), "epochs": ("--epochs", 0), "batch_size": ("--batch-size", 1),
-          "seed": ("--seed", 0)}
-
-
-def _check_numbers(kw: dict[str, Any]) -> None:
-    from camkit.errors import CamkitError
-
-    for key, (option, least) in MINIMA.items():
-        if kw[key] is not None and kw[key] < least:
-            raise CamkitError(f"{option}: must be at least {least}, got {kw[key]}")
-    if kw["learning_rate"] is not None and not kw["learning_rate"] > 0:
-        raise CamkitError(f"--lr: must be a positive number, got {kw['learning_rate']}")
-
-
 def _config(config_path: Path | None, kw: dict[str, Any]) -> ExperimentConfig:
     from camkit.config import load_config
     from camkit.workflows.run import step_names
 
-    _check_numbers(kw)
     image_size = kw.pop("image_size")
     overrides = {
         "name": kw.pop("name"),

@@ -388,7 +388,7 @@ config_case("config wrong type", "train:\n  batch_size: big\n", ": train.batch_s
 config_case("config out of range", "train:\n  validation_split: 1.5\n",
             ": train.validation_split: must be in [0, 1), got 1.5")
 config_case("config name with a slash", "name: ../../elsewhere\n",
-            ": name: must be a plain folder name (no / or \\), got '../../elsewhere'")
+            ": name: must be a plain folder name (no / or \\, not starting with .), got '../../elsewhere'")
 config_case("config unknown kind", "data:\n  kind: image\n",
             ": data.kind: must be one of timeseries, images, got 'image' (did you mean images?)")
 
@@ -428,7 +428,7 @@ def _epochs_option(tmp: Path, data_root: Path) -> Case:
     path = tmp / "exp.yaml"
     path.write_text("train:\n  epochs: 3\n")
     return (["train", "-c", path, "--root", tmp / "out", "--epochs", -1],
-            "Error: --epochs: must be at least 0 (0 reuses --weights as they are), got -1", [tmp])
+            "Error: Invalid value for '--epochs': -1 is not in the range x>=0.", [tmp])
 
 
 # --------------------------------------------------------------------------- make-benchmark

@@ -32,6 +32,7 @@ FILES = (  # what the files fixture makes
     "three.keras", "folder.keras", "digits")
 
 
+RANGE = "Invalid value for '{}': {} is not in the range {}."  # click's own line
 PLAIN = "--name: must be a plain folder name (no / or \\, not starting with .)"
 
 
@@ -174,16 +175,16 @@ def cases(root: Path, f: dict[str, Path], data_root: Path, repo_root: Path) -> d
                                      f"{Path('results/garbled/manifest.json')}: not a camkit manifest (not valid JSON"),
         # numbers out of range, as options and as config keys
         "image size 0": ([*digits, "--image-size", 0, "--model", "small-gap-cnn", "--epochs", 1],
-                         "--image-size: must be at least 1, got 0"),
+                         RANGE.format("--image-size", "0", "x>=1")),
         "config image size 0": (["train", "-c", _config("data:\n  image_size: [0, 0]\n"), *train[1:]],
                                 "exp.yaml: data.image_size: must be two positive integers"),
         "config image size scalar": (["train", "-c", _config("data:\n  image_size: 0\n"), *train[1:]],
                                      "exp.yaml: data.image_size: expected a list, got 0"),
-        "epochs negative": ([*train, "--epochs", -1], "--epochs: must be at least 0, got -1"),
-        "batch size 0": ([*train, "--epochs", 1, "--batch-size", 0], "--batch-size: must be at least 1, got 0"),
-        "learning rate 0": ([*train, "--epochs", 1, "--lr", 0], "--lr: must be a positive number, got 0.0"),
-        "learning rate negative": ([*train, "--epochs", 1, "--lr", -0.1], "--lr: must be a positive number, got -0.1"),
-        "seed negative": ([*train, "--epochs", 1, "--seed", -1], "--seed: must be at least 0, got -1"),
+        "epochs negative": ([*train, "--epochs", -1], RANGE.format("--epochs", "-1", "x>=0")),
+        "batch size 0": ([*train, "--epochs", 1, "--batch-size", 0], RANGE.format("--batch-size", "0", "x>=1")),
+        "learning rate 0": ([*train, "--epochs", 1, "--lr", 0], RANGE.format("--lr", "0.0", "x>0")),
+        "learning rate negative": ([*train, "--epochs", 1, "--lr", -0.1], RANGE.format("--lr", "-0.1", "x>0")),
+        "seed negative": ([*train, "--epochs", 1, "--seed", -1], RANGE.format("--seed", "-1", "0<=x<=4294967295")),
         "config seed negative": (["train", "-c", _config("train:\n  seed: -1\n"), *train[1:], "--epochs", 1],
                                  "exp.yaml: train.seed: must be in 0..2**32-1 (NumPy's seeds), got -1"),
         "config seed too large": (["train", "-c", _config(f"train:\n  seed: {2**32}\n"), *train[1:]],
