@@ -212,7 +212,8 @@ ts_case("ts channels of unequal length", "Toy_TRAIN.ts line 10: its channels hav
                         .replace("@equalLength true", "@equalLength false")))
 
 ts_case("ts a channel short", "Toy_TEST.ts line 10: 1 channel(s), but the file has 2",
-        test_text=rows("1,2:3,4:a", "1,2:b", header=HEADER.replace("@univariate true\n", "@dimensions 2\n")
+        test_text=rows("1,2:3,4:a", "1,2:b", header=HEADER.replace("@missing false", "@dimensions 2")
+                       .replace("@univariate true", "@univariate false")
                        .replace("@seriesLength 3", "@seriesLength 2")))
 
 
