@@ -212,8 +212,25 @@ ts_case("ts channels of unequal length", "Toy_TRAIN.ts line 10: its channels hav
                         .replace("@equalLength true", "@equalLength false")))
 
 ts_case("ts a channel short", "Toy_TEST.ts line 10: 1 channel(s), but the file has 2",
-        test_text=rows("1,2:3,4:a", "1,2:b", header=HEADER.replace("@univariate true\n", "@dimensions 2\n")
+        test_text=rows("1,2:3,4:a", "1,2:b", header=HEADER.replace("@missing false", "@dimensions 2")
+                       .replace("@univariate true", "@univariate false")
                        .replace("@seriesLength 3", "@seriesLength 2")))
+ts_case("ts missing value after blank lines", "Toy_TRAIN.ts: holds 1 missing or non-finite value(s) (first on line 12)",
+        train_text=rows("", "1,2,3:a", "", "4,?,6:b"))
+ts_case("ts value beyond float64", "Toy_TEST.ts: holds 1 missing or non-finite value(s) (first on line 9)",
+        test_text=rows("1,2,1e999:a", "4,5,6:b"))
+ts_case("ts comment after @data", "Toy_TRAIN.ts line 10: '# one more' after @data, where sktime reads only series",
+        train_text=rows("1,2,3:a", "# one more", "4,5,6:b"))
+ts_case("ts header line after @data", "Toy_TEST.ts line 11: '@missing true' after @data, where sktime reads only",
+        test_text=rows(*TEST_ROWS, "@missing true"))
+ts_case("ts without @univariate",
+        "Toy_TRAIN.ts: no @univariate line before @data (sktime needs @problemName, @timeStamps, @univariate, "
+        "@classLabel)",
+        train_text=rows(*TRAIN_ROWS, header=HEADER.replace("@univariate true\n", "")))
+ts_case("ts label with ?", "Toy_TRAIN.ts line 10: label 'b?' holds '?', which sktime reads as a missing value",
+        train_text=rows("1,2,3:a", "4,5,6:b?", header=HEADER.replace("true a b", "true a b?")))
+ts_case("ts refused by sktime", "Toy_TEST.ts: sktime cannot read it (data tag should not have an associated value)",
+        test_text=rows(*TEST_ROWS, header=HEADER.replace("@data", "@data follows")))
 
 
 @case("ts not text")

@@ -211,6 +211,29 @@ def test_toy_pair_converts_to_hand_written_values(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ds.y_test, [0, 1])
 
 
+SPELLINGS = {  # ways of writing the same .ts text that sktime reads alike
+    "CRLF line ends": lambda text: text.replace("\n", "\r\n"),
+    "CR line ends": lambda text: text.replace("\n", "\r"),
+    "UTF-8 BOM": lambda text: "\ufeff" + text,
+    "upper case": str.upper,
+    "blank and comment lines": lambda text: "# written by hand\n\n" + text.replace("\n", "\n\n"),
+    "spaces around values": lambda text: text.replace(",", " , ").replace(":", " : "),
+}
+
+
+@pytest.mark.parametrize("spelling", list(SPELLINGS))
+def test_other_spellings_convert_to_the_same_bytes(tmp_path: Path, spelling: str) -> None:
+    plain, _ = convert_ts(_toy_pair(tmp_path / "plain"), tmp_path / "out_plain")
+    src = _toy_pair(tmp_path / "src")
+    for path in src.iterdir():
+        path.write_bytes(SPELLINGS[spelling](path.read_text()).encode())
+    folder, _ = convert_ts(src, tmp_path / "out")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in plain.iterdir())
+    for path in plain.iterdir():
+        assert (folder / path.name).read_bytes() == path.read_bytes(), path.name
+    np.testing.assert_array_equal(load_timeseries(folder).x_train[..., 0], [[1, 2, 3], [4, 5, 6.5]])
+
+
 def _garbage_test(src: Path) -> str:
     (src / "Toy_TEST.ts").write_text("hello\nthis is not a .ts file\n")
     return "Toy_TEST.ts: no @data line"
