@@ -90,6 +90,9 @@ class Staging:
         self.runs.append(staged)
         for kind in KINDS:
             shutil.rmtree(staged.folder(kind), ignore_errors=True)
+            for left in staged.folder(kind).parent.glob(f".{exp}{STAGING_SUFFIX}*"):
+                if not _process_alive(left.name.rpartition(STAGING_SUFFIX)[2]):  # a killed run's (SIGKILL)
+                    shutil.rmtree(left, ignore_errors=True)
         return staged.ensure()
 
     def current(self, path: Path | str) -> Path:
@@ -116,6 +119,19 @@ class Staging:
         for staged in self.runs:
             for kind in KINDS:
                 shutil.rmtree(staged.folder(kind), ignore_errors=True)
+
+
+def _process_alive(pid: str) -> bool:
+    """Whether process ``pid`` (a staging folder's suffix) still runs on this machine."""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 @contextmanager

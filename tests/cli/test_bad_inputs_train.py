@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -303,3 +304,16 @@ def test_successful_rerun_replaces_what_training_writes_and_keeps_the_rest(train
     assert len(new) == len(expected) and all(np.array_equal(a, b) for a, b in zip(new, expected, strict=True))
     assert json.loads((root / "results/exp/manifest.json").read_text())["status"] == "trained"
     assert leftovers(root) == []
+
+
+def test_a_killed_runs_staging_folders_are_removed_by_the_next_training(tmp_path, data_root):
+    """SIGKILL runs no cleanup: the next training of the experiment removes the folders of a dead process,
+    not those of a live one (another training of it in progress)."""
+    dead, live = f".exp.partial-{2**31 - 1}", f".exp.partial-{os.getppid()}"
+    for kind in ("results", "models", "plots"):
+        for name in (dead, live):
+            (tmp_path / kind / name).mkdir(parents=True)
+            (tmp_path / kind / name / "train_log.csv").write_text("epoch\n")
+    ok("train", *italy(tmp_path, data_root), "--epochs", 1, "--no-progress")
+    assert sorted(p.name for p in tmp_path.glob("*/.*")) == [live] * 3
+    assert (tmp_path / "models" / "exp" / "best.keras").is_file()
