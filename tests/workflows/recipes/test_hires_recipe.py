@@ -23,6 +23,7 @@ from camkit.models.saving import load_model
 from camkit.workflows.recipes.hires import check_parity, class_probabilities, copy_and_freeze, shared_weights_equal
 
 SOURCE = Path(__file__).resolve().parents[3] / "data" / "cluttered_digits"
+SMALL_DENSENET = {"layers_per_block": 2, "n_down_blocks": 2}  # a quarter of the layers: quick to build and trace
 TRAIN_OPTIONS = {"epochs": 1, "batch_size": 10, "optimizer": "adadelta", "learning_rate": 1.0,
                  "reduce_lr_factor": 0.31622776601683794, "reduce_lr_patience": 10, "min_lr": 1e-5}
 
@@ -40,7 +41,7 @@ def _tiny_digits(out: Path) -> Path:
 
 def _config(path: Path, name: str, model: str, dataset: Path, **train) -> Path:
     config = {"name": name, "data": {"dataset": str(dataset), "kind": "images", "image_size": [32, 32]},
-              "model": {"name": model}, "train": {**TRAIN_OPTIONS, **train}}
+              "model": {"name": model, "options": SMALL_DENSENET}, "train": {**TRAIN_OPTIONS, **train}}
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -77,12 +78,12 @@ def _read(path: Path) -> np.ndarray:
 def test_shared_layers_copied_frozen_and_unchanged_by_full_training(run, models):
     half, full = models
     shared = shared_layer_names(half, full)
-    assert {"initial_conv2D", "conv_aux", "classifier", "dense_5_3_bn"} <= set(shared)
+    assert {"initial_conv2D", "conv_aux", "classifier", "dense_3_1_bn"} <= set(shared)  # dense_3_1: the bottleneck
     assert not shared_weights_equal(half, full)  # the saved full model still holds the half model's weights
     for name in shared:
         assert not full.get_layer(name).trainable
     assert full.get_layer("highres_features").trainable and full.get_layer("reconstruction").trainable
-    fresh = build_model("densenet-full", (32, 32, 3), 10)
+    fresh = build_model("densenet-full", (32, 32, 3), 10, **SMALL_DENSENET)
     assert shared_weights_equal(half, fresh)  # a fresh model differs ...
     assert copy_and_freeze(half, fresh) == shared and not shared_weights_equal(half, fresh)  # ... until copied
     trained_branch = full.get_layer("highres_features").get_weights()[0]
@@ -135,7 +136,7 @@ def test_method_hires_maps(run, models):
     half, full = models
     x = run["x"][:4]
     low, high, refined = (camkit.explain(full, x, method="hires", output=o) for o in ("low", "high", "refined"))
-    assert low.raw.shape == (4, 2, 2) and low.maps.shape == (4, 32, 32) and low.layer == "conv_aux"
+    assert low.raw.shape == (4, 8, 8) and low.maps.shape == (4, 32, 32) and low.layer == "conv_aux"
     assert high.raw.shape == (4, 32, 32) and refined.raw.shape == (4, 32, 32)
     cam = camkit.explain(full, x, method="cam", layer="conv_aux")
     assert np.allclose(low.maps, cam.maps, atol=1e-6) and np.array_equal(low.targets, cam.targets)
@@ -146,7 +147,7 @@ def test_method_hires_maps(run, models):
         np.testing.assert_allclose(every.variants[name], single.maps, atol=1e-6, err_msg=name)
         np.testing.assert_allclose(every.variant_raw[name], single.raw, atol=1e-5, err_msg=name)
     np.testing.assert_array_equal(every.maps, every.variants["refined"])
-    assert list(every.variants) == ["low", "high", "refined"] and every.variant_raw["low"].shape == (4, 2, 2)
+    assert list(every.variants) == ["low", "high", "refined"] and every.variant_raw["low"].shape == (4, 8, 8)
     explicit = camkit.explain(full, x, method="hires", targets=[3, 3, 3, 3])
     assert (explicit.targets == 3).all()
     with pytest.raises(CamkitError, match="densenet-full"):
@@ -163,7 +164,7 @@ def test_explain_cli_writes_the_hires_figure(run):
     with np.load(out / "explanation.npz") as npz:
         assert list(npz["methods"]) == ["hires/low", "hires/high", "hires/refined"]
         assert npz["maps"].shape == (3, 3, 32, 32)
-        assert npz["raw_0"].shape == (3, 2, 2) and npz["raw_1"].shape == (3, 32, 32)
+        assert npz["raw_0"].shape == (3, 8, 8) and npz["raw_1"].shape == (3, 32, 32)
 
 
 def test_bad_hires_options_are_one_line_errors(run):
