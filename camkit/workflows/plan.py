@@ -98,9 +98,10 @@ def check_model_options(plan: ExplainPlan, model: Any, n_classes: int) -> None:
     if deeper:
         raise CamkitError(f"--layer-backcount {deeper[0]}: the model has {len(convs)} conv layers, so count 1 (the "
                           f"last) to {len(convs)}: {listing(convs)}")
-    asked = [int(k) for k in re.findall(r"top-?(\d+)", str(plan.target or "").lower())]
-    if asked and max(asked) > n_classes and not plan.target_is_default:
-        raise CamkitError(f"--target top{max(asked)}: the model has {n_classes} classes, so top{n_classes} at most")
+    ranks = [-c.code for c in checked_targets(plan.target).columns  # topK uncapped: codes -1 .. -K
+             if c.name.startswith("top") and c.code is not None and c.code < 0]
+    if ranks and max(ranks) > n_classes and not plan.target_is_default:
+        raise CamkitError(f"--target top{max(ranks)}: the model has {n_classes} classes, so top{n_classes} at most")
     checked_targets(plan.target, n_classes)
 
 

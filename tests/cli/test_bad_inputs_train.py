@@ -26,7 +26,6 @@ import camkit.workflows.results as results_module
 from camkit.cli import main
 from camkit.cli.app import Terminated
 from camkit.models import build_model
-from camkit.workflows.fit import num_replicas
 
 FILES = (  # what the files fixture makes
     "truncated.keras", "empty.keras", "notes.txt", "zip.keras", "damaged.keras", "garbage.h5", "image.keras",
@@ -218,8 +217,6 @@ CASES = list(cases(Path("root"), {name: Path(name) for name in FILES}, Path("dat
 
 @pytest.mark.parametrize("case", CASES)
 def test_bad_input_is_one_error_line_and_changes_nothing(case, trained, files, data_root, repo_root, tmp_path):
-    if case == "mirrored batch 1" and num_replicas("mirrored") != 2:
-        pytest.skip("needs the two logical CPUs of tests/conftest.py (no GPU)")
     args, culprit = cases(trained, files, data_root, repo_root)[case]
     refused([a(tmp_path) if callable(a) else a for a in args], culprit, trained)
     assert leftovers(trained) == []
