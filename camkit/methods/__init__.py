@@ -14,6 +14,7 @@ from camkit.methods.base import (
     Explanation,
     Method,
     MethodNotApplicable,
+    Passes,
     explain,
     method_class,
     methods,
@@ -22,7 +23,7 @@ from camkit.methods.base import (
 from camkit.methods.cam import NoCamHead
 from camkit.methods.targets import Column, TargetPlan, parse_targets
 
-__all__ = ["DEFAULT_METHOD", "Column", "Explanation", "Method", "MethodNotApplicable", "NoCamHead", "TargetPlan",
+__all__ = ["DEFAULT_METHOD", "Column", "Explanation", "Method", "MethodNotApplicable", "NoCamHead", "Passes", "TargetPlan",
            "explain", "method_class", "methods", "parse_targets", "register_method"]
 
 

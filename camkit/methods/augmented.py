@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from camkit.errors import CamkitError
-from camkit.methods.base import ChunkResult, normalise, pad_batch, register_method, run_step, upsample
+from camkit.methods.base import ChunkResult, Passes, normalise, pad_batch, register_method, run_step, upsample
 from camkit.methods.gradcam import GradCAM
 from camkit.methods.superres import SuperResult, solve_superres
 from camkit.methods.superres import aggregate as unwarp_aggregate
@@ -63,6 +63,7 @@ class AugmentedGradCAM(GradCAM):
     streams = True
     default_columns = "top1,true"
     quick_options: ClassVar[dict[str, Any]] = {"n_augment": 3}
+    smooths = ()  # its copies are its own augmentation
 
     def __init__(
         self,
@@ -86,6 +87,10 @@ class AugmentedGradCAM(GradCAM):
         self.seed = int(seed)
         self.aggregations = parse_aggregate(aggregate)
         self.solver = {"tol": tol, "max_iter": max_iter, "lambda_tv": lambda_tv, "lambda_e": lambda_e}
+
+    def passes(self, channels: int) -> Passes:
+        """One gradient pass per copy (copy 0 is the image itself)."""
+        return Passes(self.n_augment, self.n_augment)
 
     def warps(self, size: tuple[int, int]) -> Warps:
         """The ``n_augment`` warps for ``size`` (H, W) images, copy 0 the identity; the same for every call."""

@@ -38,6 +38,7 @@ from camkit.errors import CamkitError
 from camkit.methods.columns import ChunkResult, ColumnCodes, check_classes, column_codes, stack_results
 from camkit.methods.inputs import input_batches, rechunk
 from camkit.methods.layers import LayerRef, pre_softmax, resolve_layer
+from camkit.methods.smoothing import AUG_COPIES, aug_copy, first_component, flip_spatial
 from camkit.methods.step import compiled_step
 from camkit.methods.targets import parse_targets
 
@@ -97,6 +98,24 @@ class Batch:
     inputs: tf.Tensor | None = None  # x, (B, *input spatial, C), for methods that run more of the model (hires)
 
 
+@dataclass(frozen=True)
+class Passes:
+    """The model passes one map costs: what the README's method table and the speed benchmark's floor count.
+
+    forward: passes of the whole model; backward: how many of them also run a backward pass (to the layer, or to
+    the input: ``backward_to``); upper: runs of only the layers above the explained layer (Ablation-CAM).
+    """
+
+    forward: int
+    backward: int = 0
+    upper: int = 0
+    backward_to: str = "layer"
+
+    def times(self, k: int) -> Passes:
+        """The passes of ``k`` maps of this kind (``smooth="aug"``: six copies)."""
+        return Passes(self.forward * k, self.backward * k, self.upper * k, self.backward_to)
+
+
 class Method:
     """An attribution method. Subclasses usually override :meth:`channel_weights` and set the flags.
 
@@ -121,9 +140,25 @@ class Method:
     notebook_panels: ClassVar[tuple[str, ...]] = ("cam", "guided-backprop", "guided-gradcam")  # after the input
     quick_options: ClassVar[dict[str, Any]] = {}  # options for a fast run (tests, smoke runs)
     requires_model: ClassVar[str | None] = None  # a model builder the method needs
+    smooths: ClassVar[tuple[str, ...]] = ()  # the smooth= options it takes (gradient methods: smoothing.SMOOTHINGS)
+    smoothing: str | None = None  # the chosen one
+
+    def __init__(self, smooth: str | None = None) -> None:
+        if smooth is not None and smooth not in self.smooths:
+            allowed = f"choose one of {', '.join(self.smooths)}" if self.smooths else "not taken by this method"
+            raise CamkitError(f"method {self.name}: smooth={smooth!r}: {allowed}")
+        self.smoothing = smooth
 
     def setup(self, model: keras.Model, ref: LayerRef | None, batch_shape: tuple[int, ...]) -> None:
         """Called once per ``explain`` before the batches (CAM reads its classifier head here)."""
+
+    def passes(self, channels: int) -> Passes:
+        """The model passes one map costs when the layer has ``channels`` channels (override where it differs)."""
+        if self.guided:
+            base = Passes(1, 1, backward_to="input")
+        else:
+            base = Passes(1, int(self.needs_grads and self.uses_layer))
+        return base.times(len(AUG_COPIES)) if self.smoothing == "aug" else base
 
     def class_scores(self, outputs: Any) -> tf.Tensor:
         """(B, classes) scores to explain, from the model's outputs while tracing: logits of the first output."""
@@ -145,10 +180,20 @@ class Method:
         """(B, K) weight of each channel of ``A`` (a tensor, or anything ``tf.cast`` takes)."""
         raise NotImplementedError
 
-    def raw_maps(self, batch: Batch) -> tf.Tensor:
-        """``Σ_k w_k A_k`` (ReLU'd if ``relu``), at the layer's resolution."""
+    def weighted_activations(self, batch: Batch) -> tf.Tensor:
+        """(B, *layer spatial, K) ``w_k A_k``; methods with per-position weights (LayerCAM, HiResCAM) override it."""
         weights = tf.cast(self.channel_weights(batch), tf.float32)
-        maps = weighted_sum(batch.acts, weights)
+        return batch.acts * tf.reshape(weights, [-1] + [1] * (batch.acts.shape.rank - 2) + [weights.shape[-1]])
+
+    def raw_maps(self, batch: Batch) -> tf.Tensor:
+        """``Σ_k w_k A_k`` (``smooth="eigen"``: their first principal component), ReLU'd if ``relu``, at the layer's
+        resolution."""
+        if self.smoothing == "eigen":
+            maps = first_component(self.weighted_activations(batch))
+        elif type(self).weighted_activations is Method.weighted_activations:
+            maps = weighted_sum(batch.acts, tf.cast(self.channel_weights(batch), tf.float32))
+        else:
+            maps = tf.reduce_sum(self.weighted_activations(batch), axis=-1)
         return tf.nn.relu(maps) if self.relu else maps
 
     def explain_batch(self, batch: Batch, size: tuple[int, ...]) -> tuple[tf.Tensor, tf.Tensor]:
@@ -162,9 +207,26 @@ class Method:
         Override to call the step several times per chunk (augmented Grad-CAM explains warped copies).
         """
         batch = run_step(step, x, spec, n)
-        raw, maps = self.explain_batch(batch, tuple(x.shape[1:-1]))
+        if self.smoothing == "aug":
+            raw = self.aug_raw(step, x, batch)
+            raw, maps = raw, normalise(upsample(raw, tuple(x.shape[1:-1])), signed=not self.relu)
+        else:
+            raw, maps = self.explain_batch(batch, tuple(x.shape[1:-1]))
         return ChunkResult(np.asarray(maps, np.float32), np.asarray(raw, np.float32),
                            np.asarray(batch.targets, np.int64), np.asarray(batch.scores, np.float32))
+
+
+    def aug_raw(self, step: Any, x: tf.Tensor, batch: Batch) -> tf.Tensor:
+        """``smooth="aug"``: the mean of the normalised raw maps of the copies (``smoothing.py``), each mapped back."""
+        n, size, rank = int(batch.targets.shape[0]), int(x.shape[0]), x.shape.rank - 2
+        spec = np.zeros(size, np.int32)
+        spec[:n] = np.asarray(batch.targets)
+        raws = []
+        for flip, factor in AUG_COPIES:
+            raw = self.raw_maps(batch if (flip, factor) == (False, 1.0) else run_step(step, aug_copy(x, flip, factor),
+                                                                                      spec, n))
+            raws.append(normalise(flip_spatial(raw, rank) if flip else raw, signed=not self.relu))
+        return tf.reduce_mean(tf.stack(raws), axis=0)
 
 
 M = TypeVar("M", bound=type[Method])

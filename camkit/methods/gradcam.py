@@ -12,6 +12,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from camkit.methods.base import Batch, Method, register_method
+from camkit.methods.smoothing import SMOOTHINGS
 
 
 def spatial_mean(grads: tf.Tensor) -> tf.Tensor:
@@ -24,6 +25,7 @@ class GradCAM(Method):
     """``α_k = mean(g_k)``, ``M = ReLU(Σ_k α_k A_k)``."""
 
     title = "Grad-CAM"
+    smooths = SMOOTHINGS
 
     def channel_weights(self, batch: Batch) -> tf.Tensor:
         return spatial_mean(batch.grads)
@@ -34,6 +36,7 @@ class Counterfactual(Method):
     """``α_k = −mean(g_k)``, ``M = ReLU(Σ_k α_k A_k)``."""
 
     title = "counterfactual"
+    smooths = SMOOTHINGS
 
     def channel_weights(self, batch: Batch) -> tf.Tensor:
         return -spatial_mean(batch.grads)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from camkit.methods.base import Batch, Method, register_method
+from camkit.methods.smoothing import SMOOTHINGS
 
 
 def gradcampp_weights(acts: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
@@ -29,6 +30,7 @@ class GradCAMPlusPlus(Method):
 
     title = "Grad-CAM++"
     notebook_panels = ("cam", "guided-backprop", "guided-gradcam++")
+    smooths = SMOOTHINGS
 
     def channel_weights(self, batch: Batch) -> tf.Tensor:
         return gradcampp_weights(batch.acts, batch.grads)

@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from camkit.errors import CamkitError
-from camkit.methods.base import Batch, ChunkResult, normalise, register_method, run_step, upsample, weighted_sum
+from camkit.methods.base import Batch, ChunkResult, Passes, normalise, register_method, run_step, upsample, weighted_sum
 from camkit.methods.cam import CAM
 from camkit.methods.hires_refine import refine
 from camkit.methods.layers import LayerRef
@@ -69,6 +69,10 @@ class HiRes(CAM):
         if output not in OUTPUTS:
             raise CamkitError(f"method hires: output must be one of {', '.join(OUTPUTS)}, got {output!r}")
         self.output = output
+
+    def passes(self, channels: int) -> Passes:
+        """The classifier's forward pass, and one through the high-resolution branch (no backward pass)."""
+        return Passes(1 if self.output == "low" else 2)
 
     def setup(self, model: keras.Model, ref: LayerRef | None, batch_shape: tuple[int, ...]) -> None:
         self.features = highres_model(model)

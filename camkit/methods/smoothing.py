@@ -1,0 +1,51 @@
+"""The two smoothings every gradient method takes (``smooth="aug"``, ``smooth="eigen"``), and Eigen-CAM's projection.
+
+- ``smooth="eigen"``: the map is the projection of the weighted activations ``w_k A_k`` (positions × channels,
+  centred per channel) on their first principal component instead of their sum ``Σ_k w_k A_k``
+  (pytorch-grad-cam's ``eigen_smooth``). :func:`first_component` fixes the component's sign (see there).
+- ``smooth="aug"``: the mean of the maps of six copies of the input, ``{identity, horizontal flip} × {×0.9, ×1,
+  ×1.1}`` intensity (pytorch-grad-cam's ``aug_smooth``: ttach's ``HorizontalFlip`` and ``Multiply``). A series is
+  flipped in time. Each copy's raw map is flipped back (at the layer's resolution: bilinear upsampling with
+  half-pixel centres commutes with the flip), normalised to [0, 1] as a map is, and the six are averaged:
+  ``raw`` is that mean and ``maps`` its upsampled, normalised self. The class explained on every copy is the one
+  chosen on the input itself.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+SMOOTHINGS = ("aug", "eigen")
+AUG_COPIES = tuple((flip, factor) for flip in (False, True) for factor in (0.9, 1.0, 1.1))
+
+
+def first_component(weighted: tf.Tensor) -> tf.Tensor:
+    """(B, *spatial, K) -> (B, *spatial): each sample's positions × channels matrix, centred per channel,
+    projected on its first principal component (right singular vector ``v`` of the largest singular value).
+
+    Sign rule: ``v`` is oriented so that its loadings sum to a positive number, i.e. the projection correlates
+    positively with the centred channel sum ``Σ_k X_k`` (``⟨X v, X 1⟩ = σ₁² ⟨v, 1⟩``); when they sum to zero, its
+    largest-magnitude loading is made positive. A sample with no variance gives zeros.
+    """
+    spatial = tf.shape(weighted)[:-1]
+    b, k = tf.shape(weighted)[0], tf.shape(weighted)[-1]
+    flat = tf.reshape(tf.cast(weighted, tf.float32), tf.stack([b, -1, k]))
+    centred = flat - tf.reduce_mean(flat, axis=1, keepdims=True)
+    s, u, v = tf.linalg.svd(centred, full_matrices=False)
+    first = v[:, :, 0]  # (B, K)
+    total = tf.reduce_sum(first, axis=1)
+    peak = tf.gather(first, tf.argmax(tf.abs(first), axis=1, output_type=tf.int32), batch_dims=1)
+    sign = tf.where(tf.abs(total) > 1e-6 * tf.reduce_max(tf.abs(first), axis=1), tf.sign(total), tf.sign(peak))
+    projection = u[:, :, 0] * (s[:, :1] * sign[:, None])
+    return tf.reshape(projection, spatial)
+
+
+def flip_spatial(t: tf.Tensor, rank: int) -> tf.Tensor:
+    """Flip the horizontal axis (W of (B, H, W, ...), T of (B, T, ...)); ``rank``: 1 for series, 2 for images."""
+    return tf.reverse(t, axis=[rank])
+
+
+def aug_copy(x: tf.Tensor, flip: bool, factor: float) -> tf.Tensor:
+    """The input ``(B, *spatial, C)`` times ``factor``, flipped horizontally (in time) when ``flip``."""
+    copy = x * factor
+    return flip_spatial(copy, x.shape.rank - 2) if flip else copy
