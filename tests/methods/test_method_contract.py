@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import camkit
-from camkit.methods import method_class, parse_targets
+from camkit.methods import Passes, method_class, parse_targets
 from camkit.methods.cam import CAM
+from camkit.methods.smoothing import SMOOTHINGS
 from camkit.models import model_names
 
 L = keras.layers
@@ -126,3 +127,30 @@ def test_method_metadata(method: str) -> None:
     assert parse_targets(cls.default_columns).needs_truth and parse_targets(cls.default_columns).stacked
     assert isinstance(cls.notebook_panels, tuple) and set(cls.notebook_panels) <= set(camkit.methods())
     assert cls.requires_model is None or cls.requires_model in model_names()
+    assert set(cls.smooths) <= set(SMOOTHINGS) and (not cls.smooths or "smooth" in inspect.signature(cls).parameters)
+    assert not cls.smooths or (cls.needs_grads and cls.uses_layer and not cls.guided)  # gradient methods only
+    passes = cls(**cls.quick_options).passes(channels=7) if cls.task != "cluster" else None
+    if passes is not None:
+        assert isinstance(passes, Passes) and passes.forward >= 1 and 0 <= passes.backward <= passes.forward
+        assert (passes.backward == 0) == (not cls.needs_grads and not cls.guided) and passes.backward_to in (
+            "layer", "input")
+
+
+SMOOTH_CASES = [pytest.param(m, kind, s, id=f"{m}-{kind}-{s}") for m in camkit.methods()
+                for kind in method_class(m).input_kinds for s in method_class(m).smooths]
+
+
+@pytest.mark.parametrize(("method", "kind", "smooth"), SMOOTH_CASES)
+def test_smoothed_method_contract(method: str, kind: str, smooth: str) -> None:
+    """Every smoothing a method declares keeps the contract: shapes, [0, 1], batch independence, costs counted."""
+    model, options, x = model_for(method, kind), options_for(method, kind), inputs(kind)
+    smoothed = camkit.explain(model, x, method=method, batch_size=3, smooth=smooth, **options)
+    plain = camkit.explain(model, x, method=method, batch_size=3, **options)
+    check_maps(smoothed.maps, (4, *x.shape[1:-1]))
+    assert smoothed.raw.shape == plain.raw.shape and smoothed.maps.max() == pytest.approx(1)
+    np.testing.assert_array_equal(smoothed.targets, plain.targets)
+    alone = camkit.explain(model, x[1:2], method=method, smooth=smooth, **options)
+    np.testing.assert_allclose(alone.maps[0], smoothed.maps[1], atol=1e-5)
+    cls = method_class(method)
+    one, many = cls(**cls.quick_options).passes(5), cls(smooth=smooth, **cls.quick_options).passes(5)
+    assert many == (one.times(6) if smooth == "aug" else one)
