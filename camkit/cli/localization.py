@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 @click.option("--overwrite", is_flag=True, help="Replace earlier maps / evaluations made with other settings "
                                                 "(default: refuse; same settings resume).")
 @click.option("--n-figures", type=int, default=8, show_default=True, help="Figures with the boxes (the guess and "
-                                                                          "the ground truth) for this many images.")
+              "the ground truth) for this many images; with --method also the maps folder's figures.")
 @click.option("--root", default=".", show_default=True, type=click.Path(path_type=Path),
               help="Where results/, models/ and plots/ are.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")

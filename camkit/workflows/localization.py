@@ -184,7 +184,7 @@ def _computed_maps(source: MapsSource, files: TruthFiles, run: EvalRun, skip: Sk
     plan = ExplainPlan(spec, source.method, dict(source.options), n_images="all", batch_size=source.batch_size,
                        target=source.target or method_class(source.method).default_columns, save_dir=maps,
                        progress=run.progress, shard=run.shard, overwrite=run.overwrite,
-                       target_is_default=source.target is None)
+                       target_is_default=source.target is None, n_figures=run.n_figures)
     explain_folder(plan, resolved, true_labels_from(ann, lambda names: _class_map(files, names)), option="")
     return maps, out, annotations_path, ann
 
