@@ -52,7 +52,7 @@ def compiled_step(model: keras.Model, path: str | None, guided: bool, needs_grad
     return steps[cache_key]
 
 
-def _pick(scores: tf.Tensor, spec: tf.Tensor, ranking: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+def pick_targets(scores: tf.Tensor, spec: tf.Tensor, ranking: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
     """Target class per sample from its code (class, rank or LOWEST, ranked by ``ranking``, default the scores)
     and its score."""
     ranking = scores if ranking is None else ranking
@@ -64,7 +64,8 @@ def _pick(scores: tf.Tensor, spec: tf.Tensor, ranking: tf.Tensor | None = None) 
     return targets, tf.cast(tf.gather(scores, targets, batch_dims=1), tf.float32)
 
 
-def _checked_scores(scores: tf.Tensor) -> tf.Tensor:
+def checked_scores(scores: tf.Tensor) -> tf.Tensor:
+    """``scores`` if they are (batch, classes), else a CamkitError."""
     if scores.shape.rank != 2:
         raise CamkitError(f"model: its output has shape {tuple(scores.shape)}; methods need (batch, classes)")
     return scores
@@ -101,8 +102,8 @@ def _build_step(model_ref: weakref.ref, path: str | None, flags: tuple[bool, boo
             if path is not None:
                 stack.enter_context(record_calls(find_path(model, path), sink, tape))
             outputs = model(x, training=False)
-            scores = _checked_scores(class_scores(outputs))
-            targets, picked = _pick(scores, spec, ranking(outputs, scores) if ranking else None)
+            scores = checked_scores(class_scores(outputs))
+            targets, picked = pick_targets(scores, spec, ranking(outputs, scores) if ranking else None)
             if guided and guided_scores is not None:
                 guided_picked = tf.gather(guided_scores(outputs, scores), targets, batch_dims=1)
         if path is not None:
