@@ -8,7 +8,17 @@ is imported, so the module itself is made callable.
 import sys
 import types
 
-from camkit.methods import augmented, cam, fullgrad, gradcam, gradcampp, gradceam, guided, hires  # noqa: F401
+from camkit.methods import (  # noqa: F401  (each module registers its methods)
+    augmented,
+    cam,
+    eigencam,
+    fullgrad,
+    gradcam,
+    gradcampp,
+    gradceam,
+    guided,
+    hires,
+)
 from camkit.methods.base import (
     DEFAULT_METHOD,
     Explanation,

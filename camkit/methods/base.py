@@ -209,12 +209,11 @@ class Method:
         batch = run_step(step, x, spec, n)
         if self.smoothing == "aug":
             raw = self.aug_raw(step, x, batch)
-            raw, maps = raw, normalise(upsample(raw, tuple(x.shape[1:-1])), signed=not self.relu)
+            maps = normalise(upsample(raw, tuple(x.shape[1:-1])), signed=not self.relu)
         else:
             raw, maps = self.explain_batch(batch, tuple(x.shape[1:-1]))
         return ChunkResult(np.asarray(maps, np.float32), np.asarray(raw, np.float32),
                            np.asarray(batch.targets, np.int64), np.asarray(batch.scores, np.float32))
-
 
     def aug_raw(self, step: Any, x: tf.Tensor, batch: Batch) -> tf.Tensor:
         """``smooth="aug"``: the mean of the normalised raw maps of the copies (``smoothing.py``), each mapped back."""

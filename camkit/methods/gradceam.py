@@ -96,6 +96,9 @@ class GradCeAM(Method):
     task = "cluster"
 
     def __init__(self, centroids: Any = None, smooth: bool = True, eps: float = EPS) -> None:
+        if smooth not in (True, False):  # its own 1-D smoothing, not the gradient methods' smooth="aug"/"eigen"
+            raise CamkitError(f"method {self.name}: smooth={smooth!r}: expected true or false (its 1-D smoothing "
+                              "of the maps); the aug and eigen smoothings are not taken by this method")
         if centroids is None:
             raise CamkitError(f"method {self.name}: needs centroids=(K, d) array of the clusters' latent centroids")
         mu = np.asarray(centroids, dtype=np.float32)

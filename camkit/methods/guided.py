@@ -46,7 +46,7 @@ class GuidedProduct(Method):
 
     guided = True
     display = "guided"
-    smooths = ()  # the map is multiplied by the input gradient, which no smoothing covers
+    smooths = ("eigen",)  # "aug" would average the copies' CAMs without the guided product (raw is the product)
 
     def explain_batch(self, batch: Batch, size: tuple[int, ...]) -> tuple[tf.Tensor, tf.Tensor]:
         _, cam = super().explain_batch(batch, size)

@@ -16,28 +16,43 @@ from __future__ import annotations
 import tensorflow as tf
 
 SMOOTHINGS = ("aug", "eigen")
+SIGN_TOLERANCE = 1e-3  # relative: loadings sums and magnitudes closer than this count as equal
 AUG_COPIES = tuple((flip, factor) for flip in (False, True) for factor in (0.9, 1.0, 1.1))
 
 
 def first_component(weighted: tf.Tensor) -> tf.Tensor:
-    """(B, *spatial, K) -> (B, *spatial): each sample's positions × channels matrix, centred per channel,
+    """(B, *spatial, K) -> (B, *spatial): each sample's positions × channels matrix ``X``, centred per channel,
     projected on its first principal component (right singular vector ``v`` of the largest singular value).
 
-    Sign rule: ``v`` is oriented so that its loadings sum to a positive number, i.e. the projection correlates
-    positively with the centred channel sum ``Σ_k X_k`` (``⟨X v, X 1⟩ = σ₁² ⟨v, 1⟩``); when they sum to zero, its
-    largest-magnitude loading is made positive. A sample with no variance gives zeros.
+    Sign rule (:func:`component_sign`): ``v`` is oriented so that its loadings sum to a positive number, i.e. the
+    projection correlates positively with the centred channel sum ``Σ_k X_k`` (``⟨X v, X 1⟩ = σ₁² ⟨v, 1⟩``); when
+    they sum to about zero, its largest-magnitude loading (the first channel among near-equal ones) is made
+    positive. The centring subtracts each channel's first value before its mean, so that a constant channel is
+    exactly zero: a sample with no variance gives zeros, not the rounding noise of its mean. When ``σ₁ = σ₂`` the
+    component itself is not unique and no rule can fix it.
     """
     spatial = tf.shape(weighted)[:-1]
     b, k = tf.shape(weighted)[0], tf.shape(weighted)[-1]
     flat = tf.reshape(tf.cast(weighted, tf.float32), tf.stack([b, -1, k]))
-    centred = flat - tf.reduce_mean(flat, axis=1, keepdims=True)
+    shifted = flat - flat[:, :1]
+    centred = shifted - tf.reduce_mean(shifted, axis=1, keepdims=True)
     s, u, v = tf.linalg.svd(centred, full_matrices=False)
-    first = v[:, :, 0]  # (B, K)
-    total = tf.reduce_sum(first, axis=1)
-    peak = tf.gather(first, tf.argmax(tf.abs(first), axis=1, output_type=tf.int32), batch_dims=1)
-    sign = tf.where(tf.abs(total) > 1e-6 * tf.reduce_max(tf.abs(first), axis=1), tf.sign(total), tf.sign(peak))
-    projection = u[:, :, 0] * (s[:, :1] * sign[:, None])
+    projection = u[:, :, 0] * (s[:, :1] * component_sign(v[:, :, 0])[:, None])
     return tf.reshape(projection, spatial)
+
+
+def component_sign(loadings: tf.Tensor) -> tf.Tensor:
+    """(B, K) unit loadings -> (B,) ±1: the sign of their sum; when ``|Σ v| ≤ SIGN_TOLERANCE · Σ|v|`` (a sum that
+    float32 rounding could flip), the sign of the first loading whose magnitude is within ``SIGN_TOLERANCE`` of
+    the largest (so that an exact tie such as ``(1, −1)/√2`` is not decided by rounding either)."""
+    magnitude = tf.abs(loadings)
+    total = tf.reduce_sum(loadings, axis=1)
+    near_peak = magnitude >= (1 - SIGN_TOLERANCE) * tf.reduce_max(magnitude, axis=1, keepdims=True)
+    index = tf.range(tf.shape(loadings)[1])
+    first = tf.reduce_min(tf.where(near_peak, index[None, :], tf.shape(loadings)[1]), axis=1)
+    lead = tf.gather(loadings, first, batch_dims=1)
+    balanced = tf.abs(total) <= SIGN_TOLERANCE * tf.reduce_sum(magnitude, axis=1)
+    return tf.where(balanced, tf.sign(lead), tf.sign(total))
 
 
 def flip_spatial(t: tf.Tensor, rank: int) -> tf.Tensor:
