@@ -18,6 +18,10 @@ from camkit.methods import (  # noqa: F401  (each module registers its methods)
     gradceam,
     guided,
     hires,
+    hirescam,
+    layercam,
+    smoothgradcampp,
+    xgradcam,
 )
 from camkit.methods.base import (
     DEFAULT_METHOD,

@@ -15,11 +15,17 @@ from camkit.methods.base import Batch, Method, register_method
 from camkit.methods.smoothing import SMOOTHINGS
 
 
-def gradcampp_weights(acts: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
-    """(B, *spatial, K) activations and gradients -> (B, K) Grad-CAM++ channel weights."""
+def gradcampp_weights(acts: tf.Tensor, grads: tf.Tensor, g2: tf.Tensor | None = None,
+                      g3: tf.Tensor | None = None) -> tf.Tensor:
+    """(B, *spatial, K) activations and gradients -> (B, K) Grad-CAM++ channel weights.
+
+    ``g2``, ``g3``: the terms that stand for ``g²`` and ``g³`` (default those powers of ``grads``; Smooth Grad-CAM++
+    passes their means over noisy copies).
+    """
     axes = list(range(1, grads.shape.rank - 1))
-    g2 = tf.square(grads)
-    denom = 2 * g2 + tf.reduce_sum(acts, axis=axes, keepdims=True) * (g2 * grads)
+    g2 = tf.square(grads) if g2 is None else g2
+    g3 = g2 * grads if g3 is None else g3
+    denom = 2 * g2 + tf.reduce_sum(acts, axis=axes, keepdims=True) * g3
     alpha = g2 / tf.where(denom == 0, 1.0, denom)
     return tf.reduce_sum(alpha * tf.nn.relu(grads), axis=axes)
 
