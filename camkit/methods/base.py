@@ -152,6 +152,11 @@ class Method:
     def setup(self, model: keras.Model, ref: LayerRef | None, batch_shape: tuple[int, ...]) -> None:
         """Called once per ``explain`` before the batches (CAM reads its classifier head here)."""
 
+    def layer_for(self, model: keras.Model, layer: Any, batch_shape: tuple[int, ...]) -> LayerRef:
+        """The layer explained: ``layer=`` resolved (the default one cached per model and sample shape); a method
+        that picks its own layers (LayerCAM's ``layers``) overrides it."""
+        return _resolve(model, layer, batch_shape, self)
+
     def passes(self, channels: int) -> Passes:
         """The model passes one map costs when the layer has ``channels`` channels (override where it differs)."""
         if self.guided:
@@ -397,7 +402,7 @@ def explain(
     if first is None:
         raise CamkitError("x: no samples to explain")
     batch_shape = (size, *first.shape[1:])
-    ref = _resolve(model, layer, batch_shape, meth) if meth.uses_layer else None
+    ref = meth.layer_for(model, layer, batch_shape) if meth.uses_layer else None
     meth.setup(model, ref, batch_shape)
     step = compiled_step(model, ref.path if ref else None, meth.guided, meth.needs_grads, meth.class_scores,
                          meth.step_key(), meth.target_ranking, meth.guided_scores)

@@ -6,18 +6,18 @@ each position keeps its own positive gradient as the weight: ``M_c = ReLU(Σ_k R
 (``smooth="eigen"``: the first principal component of ``ReLU(g_k) ⊙ A_k`` instead of their sum).
 
 **Several layers** (``layers=[...]``, each entry a name, an ``"outer/inner"`` path or a negative int, as ``layer=``
-takes; from the CLI ``-o layers=[block3_conv3,block4_conv3]``): the layers explained are the engine's ``layer``
-(the one given, or the default: the last spatial layer) first, then the ``layers`` entries; an entry naming a
-layer already in the list is dropped. The first layer's step chooses the targets and gives the scores
-(``Explanation.layer`` is its path); every other layer runs its own compiled step (one more forward and backward
-pass each) for those same classes. As the paper fuses them: each layer's map is upsampled to the input and
-normalised to [0, 1] (divided by its max), and the fused map is their pixelwise max. ``raw`` is then that fused
-map, at the **input's** resolution (the layers' resolutions differ); with one layer ``raw`` is at the layer's
-resolution, as for every method. ``smooth="aug"`` averages the fused maps of the copies.
+takes; from the CLI ``-o layers=[block3_conv3,block5_conv3]``): exactly those layers are explained, after ``layer=``
+when it is given too (the default layer is not added). The first of them chooses the targets and gives the scores
+(``Explanation.layer`` is its path); an entry naming a layer already in the list is dropped; every other layer runs
+its own compiled step (one more forward and backward pass each) for those same classes. As the paper fuses them:
+each layer's map is upsampled to the input and normalised to [0, 1] (divided by its max), and the fused map is their
+pixelwise max. ``raw`` is then that fused map, at the **input's** resolution (the layers' resolutions differ); with
+one layer ``raw`` is at the layer's resolution, as for every method. ``smooth="aug"`` averages the fused maps of the
+copies.
 
 ``gamma``: the paper scales the maps of shallow layers, whose values are small, by ``tanh(γ·M / max M)`` (γ = 2)
-before fusing. Given a number, it scales the maps of the ``layers`` entries (the added, shallower layers), not the
-first layer's. Default off (None): every map is already normalised to [0, 1] before the max, which is what the
+before fusing. Given a number, it scales the maps of the entries after the first (list the deepest layer first),
+not the first one's. Default off (None): every map is already normalised to [0, 1] before the max, which is what the
 issue's fusion asks for, and the tanh only lifts the added layers' mid values against the first layer's.
 """
 
@@ -34,6 +34,7 @@ import tensorflow as tf
 from camkit.errors import CamkitError
 from camkit.methods.base import (
     Batch,
+    ChunkResult,
     Method,
     Passes,
     normalise,
@@ -76,7 +77,7 @@ class LayerCAM(Method):
 
     title = "LayerCAM"
     smooths = SMOOTHINGS
-    quick_options: ClassVar[dict[str, Any]] = {"layers": [-2]}
+    quick_options: ClassVar[dict[str, Any]] = {"layers": [-1, -2]}
 
     def __init__(self, layers: Any = None, gamma: float | None = None, smooth: str | None = None) -> None:
         super().__init__(smooth)
@@ -85,18 +86,30 @@ class LayerCAM(Method):
             raise CamkitError(f"gamma: expected a positive number (the paper's tanh scale, 2) or None, got {gamma!r}")
         self.gamma = None if gamma is None else float(gamma)
         self.extra: list[tuple[str, Any]] = []  # (path, compiled step) of each added layer, set by setup
-        self.n_layers = 1 + len(self.layer_specs)  # before setup: repeats are not known yet
+        self.n_layers = max(1, len(self.layer_specs))  # before setup: repeats are not known yet
         self.size = 1
+        self.given_layer = False  # layer= given beside layers (set by layer_for)
+
+    def layer_for(self, model: keras.Model, layer: Any, batch_shape: tuple[int, ...]) -> LayerRef:
+        """The engine's layer: ``layer=`` when given, else the first ``layers`` entry (else the default layer)."""
+        self.given_layer = layer is not None
+        if not self.layer_specs or self.given_layer:
+            return super().layer_for(model, layer, batch_shape)
+        return self.entry(model, self.layer_specs[0], batch_shape)
+
+    def entry(self, model: keras.Model, spec: str | int, batch_shape: tuple[int, ...]) -> LayerRef:
+        """One ``layers`` entry resolved; its errors name ``layers``."""
+        try:
+            return resolve_layer(model, spec, batch_shape, self.class_scores)
+        except CamkitError as err:
+            raise CamkitError(f"layers: entry {spec!r}: {str(err).removeprefix('layer: ')}") from None
 
     def setup(self, model: keras.Model, ref: LayerRef | None, batch_shape: tuple[int, ...]) -> None:
         """Resolve the ``layers`` entries and build a compiled gradient step for each one not yet explained."""
         self.size, self.extra = int(batch_shape[0]), []
         paths = [ref.path]
         for spec in self.layer_specs:
-            try:
-                path = resolve_layer(model, spec, batch_shape, self.class_scores).path
-            except CamkitError as err:
-                raise CamkitError(f"layers: entry {spec!r}: {str(err).removeprefix('layer: ')}") from None
+            path = self.entry(model, spec, batch_shape).path
             if path not in paths:
                 paths.append(path)
                 self.extra.append((path, compiled_step(model, path, False, True, self.class_scores, self.step_key(),
@@ -110,6 +123,15 @@ class LayerCAM(Method):
 
     def weighted_activations(self, batch: Batch) -> tf.Tensor:
         return tf.nn.relu(batch.grads) * batch.acts
+
+    def explain_chunk(self, step: Any, x: tf.Tensor, spec: np.ndarray, n: int) -> ChunkResult:
+        """The engine's chunk; with ``layers``, an error about the first layer names ``layers``."""
+        try:
+            return super().explain_chunk(step, x, spec, n)
+        except CamkitError as err:
+            if not self.layer_specs or self.given_layer or not str(err).startswith("layer: "):
+                raise
+            raise CamkitError(f"layers: {str(err).removeprefix('layer: ')}") from None
 
     def raw_maps(self, batch: Batch) -> tf.Tensor:
         """One layer: its map at the layer's resolution. Several: their fusion at the input's resolution."""

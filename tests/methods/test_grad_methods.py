@@ -181,10 +181,11 @@ def test_xgradcam_zero_channel() -> None:
 @pytest.mark.parametrize("method", [*sorted(FORMULAS), "smoothgradcam++"])
 def test_batch_independence(method: str) -> None:
     model, x = tiny(2)[0], inputs(2, 5)
-    options = {"layers": ["conv2"]} if method == "layercam" else {"n": 4} if method == "smoothgradcam++" else {}
-    together = explain(model, x, method=method, layer="conv1", batch_size=3, **options)
+    options = {"layers": ["conv1", "conv2"]} if method == "layercam" else {"layer": "conv1"}
+    options |= {"n": 4} if method == "smoothgradcam++" else {}
+    together = explain(model, x, method=method, batch_size=3, **options)
     for i in range(5):
-        alone = explain(model, x[i : i + 1], method=method, layer="conv1", **options)
+        alone = explain(model, x[i : i + 1], method=method, **options)
         np.testing.assert_allclose(alone.raw[0], together.raw[i], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(alone.maps[0], together.maps[i], rtol=1e-5, atol=1e-6)
 
@@ -196,7 +197,7 @@ def test_batch_independence(method: str) -> None:
 @pytest.mark.parametrize("gamma", [None, 2.0])
 def test_layercam_fuses_two_layers(rank: int, gamma: float | None) -> None:
     (model, layers), x = tiny(rank), inputs(rank, 4)
-    exp = explain(model, x, method="layercam", layer="conv2", layers=["conv1", "conv2"], targets="top2", gamma=gamma)
+    exp = explain(model, x, method="layercam", layers=["conv2", "conv1"], targets="top2", gamma=gamma)
     size = x.shape[1:-1]
     assert exp.layer == "conv2" and exp.raw.shape == (4, 2, *size) and exp.maps.shape == (4, 2, *size)
     for column in range(2):
@@ -218,11 +219,14 @@ def test_layercam_layers_option() -> None:
     by_index = explain(model, x, method="layercam", layers=[-3])  # conv1 (convs: conv1, conv2, mix)
     by_name = explain(model, x, method="layercam", layers="conv1")  # one entry, not a list
     np.testing.assert_allclose(by_index.raw, by_name.raw, rtol=1e-6)
-    assert by_name.layer == "mix"  # the default layer comes first
-    same = explain(model, x, method="layercam", layer="conv2", layers=["conv2"])  # repeats are dropped
+    assert by_name.layer == "conv1"  # exactly the layers given, the first one the engine's
+    same = explain(model, x, method="layercam", layers=["conv2", "conv2"])  # repeats are dropped
     np.testing.assert_allclose(same.raw, explain(model, x, method="layercam", layer="conv2").raw, rtol=1e-6)
+    both = explain(model, x, method="layercam", layer="conv2", layers=["conv1"])  # layer=, then the entries
+    np.testing.assert_allclose(both.raw, explain(model, x, method="layercam", layers=["conv2", "conv1"]).raw,
+                               rtol=1e-6)
     cls = method_class("layercam")
-    assert cls(layers=["conv1", "conv2"]).passes(5) == Passes(3, 3)
+    assert cls(layers=["conv1", "conv2"]).passes(5) == Passes(2, 2)
     assert cls(smooth="aug").passes(5) == Passes(6, 6)
     for bad, culprit in [(["nope"], "no layer named 'nope'"), ([-9], "-9 counts conv layers"), ([None], "None"),
                          (["flat"], "no spatial axes"), ([{"a": 1}], "entry")]:
@@ -346,7 +350,7 @@ def test_cli_layercam_layers(tmp_path, data_root) -> None:
     result = ok("explain", "--model-path", model_path, "--dataset", "GunPoint", "--data-root", data_root,
                 "--method", "layercam", "-o", "layers=[block1_relu, block2_relu]", "--n-images", 3,
                 "--save-dir", out, "--no-progress")
-    assert "with layercam at block3_relu" in result.output
+    assert "with layercam at block1_relu" in result.output
     with np.load(out / "explanation.npz", allow_pickle=False) as npz:
         maps, raw, targets = npz["maps"], npz["raw"], npz["targets"]
     assert maps.shape == raw.shape == (3, 150) and maps.min() >= 0 and maps.max() == pytest.approx(1)
