@@ -88,7 +88,7 @@ class AugmentedGradCAM(GradCAM):
         self.aggregations = parse_aggregate(aggregate)
         self.solver = {"tol": tol, "max_iter": max_iter, "lambda_tv": lambda_tv, "lambda_e": lambda_e}
 
-    def passes(self, channels: int) -> Passes:
+    def map_passes(self, channels: int) -> Passes:
         """One gradient pass per copy (copy 0 is the image itself)."""
         return Passes(self.n_augment, self.n_augment)
 

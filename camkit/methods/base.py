@@ -158,12 +158,16 @@ class Method:
         return _resolve(model, layer, batch_shape, self)
 
     def passes(self, channels: int) -> Passes:
-        """The model passes one map costs when the layer has ``channels`` channels (override where it differs)."""
+        """The model passes one map costs when the layer has ``channels`` channels (``smooth="aug"``: six maps)."""
+        one = self.map_passes(channels)
+        return one.times(len(AUG_COPIES)) if self.smoothing == "aug" else one
+
+    def map_passes(self, channels: int) -> Passes:
+        """The passes of one map without smoothing: one forward pass, and a backward one if it needs gradients
+        (override where it differs)."""
         if self.guided:
-            base = Passes(1, 1, backward_to="input")
-        else:
-            base = Passes(1, int(self.needs_grads and self.uses_layer))
-        return base.times(len(AUG_COPIES)) if self.smoothing == "aug" else base
+            return Passes(1, 1, backward_to="input")
+        return Passes(1, int(self.needs_grads and self.uses_layer))
 
     def class_scores(self, outputs: Any) -> tf.Tensor:
         """(B, classes) scores to explain, from the model's outputs while tracing: logits of the first output."""

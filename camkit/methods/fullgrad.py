@@ -191,7 +191,7 @@ class FullGrad(Method):
     relu = False  # raw is non-negative; maps are min-max normalised, as the authors' figures
     uses_layer = False  # every biased layer, no explained layer
 
-    def passes(self, channels: int) -> Passes:
+    def map_passes(self, channels: int) -> Passes:
         """One forward pass, one backward pass to the input (giving every bias-gradient on the way)."""
         return Passes(1, 1, backward_to="input")
 

@@ -70,7 +70,7 @@ class HiRes(CAM):
             raise CamkitError(f"method hires: output must be one of {', '.join(OUTPUTS)}, got {output!r}")
         self.output = output
 
-    def passes(self, channels: int) -> Passes:
+    def map_passes(self, channels: int) -> Passes:
         """The classifier's forward pass, and one through the high-resolution branch (no backward pass)."""
         return Passes(1 if self.output == "low" else 2)
 

@@ -44,7 +44,7 @@ from camkit.methods.base import (
     upsample,
 )
 from camkit.methods.layers import LayerRef, resolve_layer
-from camkit.methods.smoothing import AUG_COPIES, SMOOTHINGS
+from camkit.methods.smoothing import SMOOTHINGS
 from camkit.methods.step import compiled_step
 
 LAYER_ENTRY = "a name, an 'outer/inner' path or a negative int"
@@ -116,10 +116,9 @@ class LayerCAM(Method):
                                                        self.target_ranking, self.guided_scores)))
         self.n_layers = len(paths)
 
-    def passes(self, channels: int) -> Passes:
+    def map_passes(self, channels: int) -> Passes:
         """One forward and backward pass per layer."""
-        base = Passes(self.n_layers, self.n_layers)
-        return base.times(len(AUG_COPIES)) if self.smoothing == "aug" else base
+        return Passes(self.n_layers, self.n_layers)
 
     def weighted_activations(self, batch: Batch) -> tf.Tensor:
         return tf.nn.relu(batch.grads) * batch.acts

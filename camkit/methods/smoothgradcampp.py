@@ -38,7 +38,6 @@ from camkit.errors import CamkitError
 from camkit.methods.base import Batch, ChunkResult, Passes, pad_batch, register_method, run_step
 from camkit.methods.gradcampp import GradCAMPlusPlus, gradcampp_weights
 from camkit.methods.layers import LayerRef
-from camkit.methods.smoothing import AUG_COPIES
 from camkit.methods.step import compiled_step
 
 
@@ -80,10 +79,9 @@ class SmoothGradCAMPlusPlus(GradCAMPlusPlus):
         self.forward = compiled_step(model, ref.path, False, False, self.class_scores, self.step_key(),
                                      self.target_ranking, self.guided_scores)
 
-    def passes(self, channels: int) -> Passes:
+    def map_passes(self, channels: int) -> Passes:
         """The clean forward pass and ``n`` noisy copies with their backward passes."""
-        base = Passes(self.n + 1, self.n)
-        return base.times(len(AUG_COPIES)) if self.smoothing == "aug" else base
+        return Passes(self.n + 1, self.n)
 
     def noise(self, shape: tuple[int, ...]) -> tf.Tensor:
         """The (n, *shape) unit noise for samples of ``shape``, drawn once per shape."""
