@@ -62,7 +62,7 @@ class AugmentedGradCAM(GradCAM):
     input_kinds = ("images",)
     streams = True
     default_columns = "top1,true"
-    quick_options: ClassVar[dict[str, Any]] = {"n_augment": 3}
+    quick_options: ClassVar[dict[str, Any]] = {"n_augment": 3, "tol": 1e-2}
     smooths = ()  # its copies are its own augmentation
 
     def __init__(

@@ -144,8 +144,8 @@ def folder(tmp_path_factory, data_root) -> tuple[Path, Path]:
 def run(folder, out: Path, *extra: str):
     images, model_path = folder
     return ok("explain", "--model-path", model_path, "--images", images, "--method", "augmented-gradcam",
-              "-o", "n_augment=4", "-o", "aggregate=all", "--batch-size", 4, "--save-dir", out, "--n-figures", 3,
-              "--no-progress", *extra)
+              "-o", "n_augment=4", "-o", "aggregate=all", "-o", "tol=0.01", "--batch-size", 4, "--save-dir", out,
+              "--n-figures", 3, "--no-progress", *extra)
 
 
 def batch_arrays(out: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -247,8 +247,8 @@ def test_folder_run_errors(full_run, folder) -> None:
     keras.utils.set_random_seed(5)
     camkit.build_model("small-gap-cnn", (64, 64, 3), 2).save(retrained)
     changed = invoke("explain", "--model-path", retrained, "--images", images, "--method", "augmented-gradcam",
-                     "-o", "n_augment=4", "-o", "aggregate=all", "--batch-size", 4, "--save-dir", full_run,
-                     "--target", "top1,true")
+                     "-o", "n_augment=4", "-o", "aggregate=all", "-o", "tol=0.01", "--batch-size", 4,
+                     "--save-dir", full_run, "--target", "top1,true")
     assert changed.exit_code == 2 and "the model file changed since these maps were" in changed.output, changed.output
     other = invoke("explain", "--model-path", model_path, "--images", images, "--method", "augmented-gradcam",
                    "-o", "n_augment=5", "--save-dir", full_run, "--batch-size", 4, "--target", "top1,true")

@@ -230,7 +230,8 @@ def test_augmented_maps_get_one_submission_per_aggregation(digits, tmp_path) -> 
     images, model, xml = digits
     maps = tmp_path / "maps"
     ok("explain", "--model-path", model, "--images", images, "--method", "augmented-gradcam", "-o", "n_augment=3",
-       "-o", "aggregate=all", "--target", "top1,true", "--save-dir", maps, "--n-figures", 1, "--no-progress")
+       "-o", "aggregate=all", "-o", "tol=0.01", "--target", "top1,true", "--save-dir", maps, "--n-figures", 1,
+       "--no-progress")
     result = ok("eval-localization", "--maps", maps, "--annotations", xml, "--no-progress")
     out = maps / "localization"
     summary = json.loads((out / "summary.json").read_text())

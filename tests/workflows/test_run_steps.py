@@ -51,7 +51,7 @@ def write_config(path: Path, data_root: Path, steps: list[str], **sections) -> P
     return path
 
 
-AUGMENTED = {"method": "augmented-gradcam", "options": {"n_augment": 3, "aggregate": "all"}}
+AUGMENTED = {"method": "augmented-gradcam", "options": {"n_augment": 3, "aggregate": "all", "tol": 0.01}}
 
 
 def test_augmented_experiment_explains_then_localizes_from_the_same_store(digits_root, tmp_path) -> None:
