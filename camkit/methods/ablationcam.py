@@ -29,9 +29,10 @@ import tensorflow as tf
 from camkit.methods.base import Batch, Method, Passes, pad_batch, register_method
 from camkit.methods.forward import upper_scores
 from camkit.methods.layers import LayerRef
-from camkit.methods.scorecam import CHUNK, positive_int
+from camkit.methods.scorecam import positive_int
 
 EPS = 1e-6  # smallest |y_c| divided by
+CHUNK = 256  # ablated copies per call: copies of A, not of the input (scripts/bench_perturbation.py)
 
 
 def zero_channel(copies: tf.Tensor, code: tf.Tensor) -> tf.Tensor:

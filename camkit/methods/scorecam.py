@@ -114,4 +114,5 @@ class ScoreCAM(Method):
             values = tf.reshape(probs, (-1, n_kept))
         else:
             values = tf.nn.softmax(tf.reshape(scores, (-1, n_kept)), axis=1)
-        return scatter_weights(values, keep, int(batch.acts.shape[-1]))
+        channels = int(batch.acts.shape[-1])
+        return values if n_kept == channels else scatter_weights(values, keep, channels)
