@@ -9,6 +9,7 @@ import sys
 import types
 
 from camkit.methods import (  # noqa: F401  (each module registers its methods)
+    ablationcam,
     augmented,
     cam,
     eigencam,
@@ -20,6 +21,7 @@ from camkit.methods import (  # noqa: F401  (each module registers its methods)
     hires,
     hirescam,
     layercam,
+    scorecam,
     smoothgradcampp,
     xgradcam,
 )
