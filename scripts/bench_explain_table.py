@@ -93,8 +93,9 @@ def caption(results: list[dict], settings: dict[str, Any], device: str) -> list[
         "to the input, U runs of only the layers above the layer) take at the speed of plain compiled passes on a "
         "full batch, timed in the same processes: inputs × (F·t(forward) + B·(t(forward + backward) − t(forward)) "
         "+ U·t(layers above)), per-input times below the table. Near 1: the method costs its passes; above: its "
-        "own work (weights, upsampling, a solver, copies to the host) adds to them. × predict CPU: process CPU "
-        "time instead of wall time, which other processes and stalls do not inflate. First call: the first "
+        "own work (weights, upsampling, a solver, copies to the host) adds to them; below: it runs its copies in "
+        "larger batches than the reference's (dense layers above the layer gain most). × predict CPU: process "
+        "CPU time instead of wall time, which other processes and stalls do not inflate. First call: the first "
         f"`explain` call of a fresh process, tracing included. Memory: {memory} during a method call above the "
         "memory in use when it starts, the largest over its calls.",
         "",
