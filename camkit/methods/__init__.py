@@ -8,7 +8,7 @@ is imported, so the module itself is made callable.
 import sys
 import types
 
-from camkit.methods import augmented, cam, gradcam, gradcampp, gradceam, guided, hires  # noqa: F401
+from camkit.methods import ablationcam, augmented, cam, gradcam, gradcampp, gradceam, guided, hires, scorecam  # noqa: F401
 from camkit.methods.base import (
     DEFAULT_METHOD,
     Explanation,
@@ -23,8 +23,8 @@ from camkit.methods.base import (
 from camkit.methods.cam import NoCamHead
 from camkit.methods.targets import Column, TargetPlan, parse_targets
 
-__all__ = ["DEFAULT_METHOD", "Column", "Explanation", "Method", "MethodNotApplicable", "NoCamHead", "Passes", "TargetPlan",
-           "explain", "method_class", "methods", "parse_targets", "register_method"]
+__all__ = ["DEFAULT_METHOD", "Column", "Explanation", "Method", "MethodNotApplicable", "NoCamHead", "Passes",
+           "TargetPlan", "explain", "method_class", "methods", "parse_targets", "register_method"]
 
 
 class _CallableModule(types.ModuleType):
