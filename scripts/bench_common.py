@@ -1,4 +1,4 @@
-"""Helpers of ``bench_explain.py``: what else ran on the machine, peak memory, method options, each method's floor.
+"""Helpers of ``bench_explain.py``: workers and what else ran on the machine, peak memory, method options, floors.
 
 The floor of a method is the time its :class:`camkit.methods.Passes` would take at the speed of plain compiled
 passes (see :func:`floor_seconds`); :func:`floor_runners` builds those passes for a model and a layer,
@@ -8,16 +8,20 @@ TensorFlow at module level: the parent process of the benchmark stays free of it
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 NOISY = 0.25  # CPU cores used by other processes during a measurement above which the table says so
+RESULT = "BENCH_RESULT "  # a worker's result line: this prefix, then JSON
 
 
 # --------------------------------------------------------------------------- the machine
@@ -71,6 +75,51 @@ def load_note(results: list[dict]) -> str:
     note = (f"other processes used {statistics.mean(others):.2f} of {cores} cores on average "
             f"(at most {max(others):.2f} during one measurement)")
     return note + ("; timings are noisy" if max(others) > NOISY else "")
+
+
+class WorkerFailed(Exception):
+    """A worker exited with an error (or printed no result); its message is the last line of its stderr."""
+
+
+def worker_result(script: Path, args: list[str]) -> dict:
+    """Run ``script args`` in a subprocess (in the repository root) and read the JSON of its last ``RESULT`` line;
+    its stderr is shown when it fails."""
+    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                          cwd=script.resolve().parent.parent)
+    if proc.returncode:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise WorkerFailed((proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1][:200])
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT)]
+    if not lines:
+        raise WorkerFailed("the worker printed no result")
+    return json.loads(lines[-1][len(RESULT) :])
+
+
+def measured(script: Path, args: list[str]) -> dict:
+    """:func:`worker_result`, with its wall time and the CPU cores that other processes used meanwhile."""
+    load_before, busy_before, own_before = os.getloadavg()[0], busy_cpu_s(), own_cpu_s()
+    start = time.perf_counter()
+    result = worker_result(script, args)
+    wall, busy_after = time.perf_counter() - start, busy_cpu_s()
+    result.update(load_avg_1min=[load_before, os.getloadavg()[0]], wall_s=wall, cpu_cores=os.cpu_count())
+    result["other_cpu_cores"] = (None if busy_before is None or busy_after is None
+                                 else max(0.0, (busy_after - busy_before) - (own_cpu_s() - own_before)) / wall)
+    return result
+
+
+def quietest(measure: Callable[[], dict], retries: int, wait_s: float) -> dict:
+    """``measure()`` (waiting up to ``wait_s`` for a quiet machine first), again up to ``retries`` times while other
+    processes were busy; the quietest result."""
+    runs: list[dict] = []
+    for attempt in range(retries + 1):
+        if wait_s:
+            wait_quiet(wait_s)
+        runs.append(measure())
+        if (runs[-1]["other_cpu_cores"] or 0) <= NOISY:
+            break
+        if attempt < retries:
+            print("  (noisy: measuring again)", flush=True)
+    return min(runs, key=lambda r: r["other_cpu_cores"] or 0)
 
 
 class PeakMemory:
@@ -208,16 +257,21 @@ def passes_text(passes: dict[str, Any]) -> str:
     return text
 
 
-def floor_runners(model: Any, layer: Any, keys: list[str], batch: Any) -> dict[str, Callable[[], None]]:
+def floor_runners(model: Any, ref: Any, keys: list[str], batch: Any) -> dict[str, Callable[[], float]]:
     """``key -> run()``: each reference pass of ``keys`` over ``batch`` (one step-sized batch), compiled.
 
-    ``layer``: the explained layer (a Keras layer of ``model``'s graph; None for methods without one). The
-    backward passes take ``d Σ_i max_c y_ic`` (each sample's top output) with respect to the layer's output (only
-    that tensor is watched, as camkit's step does) or to the input. The upper layers run as the Functional
-    sub-model from the layer's output to the model's outputs.
+    ``ref``: the explained layer's :class:`camkit.methods.layers.LayerRef` (None for methods without one). The
+    backward passes take ``d Σ_i max_c y_ic`` (each sample's top output) with respect to the layer's output ``A``
+    (only that tensor is watched, as camkit's step does; through Functional sub-models below and above the layer)
+    or to the input. The upper layers run on ``A`` through ``camkit.methods.forward.upper_scores``, the runner of
+    the layers above a layer that Ablation-CAM uses, reading class 0 of every copy. Each ``run()`` returns a sum
+    of what it computed (a test checks them against closed forms).
     """
     import keras
     import tensorflow as tf
+
+    from camkit.methods.forward import upper_scores
+    from camkit.methods.layers import pre_softmax
 
     x = tf.constant(batch)
 
@@ -232,10 +286,10 @@ def floor_runners(model: Any, layer: Any, keys: list[str], batch: Any) -> dict[s
 
     fns: dict[str, Any] = {"forward": lambda v: tf.reduce_sum(keras.tree.flatten(model(v, training=False))[0]),
                            "input": to_input}
-    if layer is not None and {"layer", "upper"} & set(keys):
-        lower = keras.Model(model.input, layer.output)
-        upper = keras.Model(layer.output, model.outputs)
-        acts = lower(x, training=False)
+    if ref is not None and {"layer", "upper"} & set(keys):
+        lower = keras.Model(model.input, ref.layer.output)
+        upper = keras.Model(ref.layer.output, model.outputs)
+        acts, rows = lower(x, training=False), tf.zeros(len(batch), tf.int32)
 
         def to_layer(v: tf.Tensor) -> tf.Tensor:
             a = lower(v, training=False)
@@ -244,6 +298,14 @@ def floor_runners(model: Any, layer: Any, keys: list[str], batch: Any) -> dict[s
                 score = top(upper(a, training=False))
             return tf.reduce_sum(tape.gradient(score, a))
 
-        fns.update(layer=to_layer, upper=lambda a: tf.reduce_sum(keras.tree.flatten(upper(a, training=False))[0]))
-    compiled = {key: tf.function(fns[key], autograph=False) for key in keys}
-    return {key: (lambda f=f, v=(acts if key == "upper" else x): float(f(v))) for key, f in compiled.items()}
+        fns["layer"] = to_layer
+    compiled = {key: tf.function(fns[key], autograph=False) for key in keys if key != "upper"}
+    runs = {key: (lambda f=f: float(f(x))) for key, f in compiled.items()}
+
+    def scores(outputs: Any) -> tf.Tensor:
+        return pre_softmax(keras.tree.flatten(outputs)[0])
+
+    if "upper" in keys:
+        runs["upper"] = lambda: float(tf.reduce_sum(upper_scores(
+            model, ref.path, scores, "bench floor", x, acts, tf.range(len(batch)), rows, rows, len(batch))[0]))
+    return runs

@@ -20,7 +20,8 @@ its list (``vgg16-gap`` for CAM), one with ``requires_model`` on that model; clu
 ``--wait-quiet S`` waits for a quiet machine before each measurement, ``--retries N`` measures a noisy one again.
 ``--json PATH`` saves every measurement, ``--readme`` replaces the ``<!-- bench_explain -->`` block of README.md,
 ``--from-json PATH`` renders a saved run. ``scripts/bench_perturbation.py``, when present, runs after a full run
-(or with ``--perturbation``) as ``python scripts/bench_perturbation.py [--readme] [--json PATH]``.
+(or with ``--perturbation``): its ``measure(repeats=--repeats)`` in a worker, its ``table(result)`` printed, saved
+in the JSON and written to the ``<!-- bench_perturbation -->`` block.
 
     .venv/bin/python scripts/bench_explain.py --readme --json bench_explain.json
     .venv/bin/python scripts/bench_explain.py --models fcn --methods gradcam,cam --repeats 1
@@ -34,7 +35,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -46,7 +46,6 @@ import bench_explain_table as report
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parent.parent
-RESULT = "BENCH_EXPLAIN_RESULT "
 MODELS = {"fcn": ("series", ("fcn",)), "vgg16": ("images", ("vgg16", "vgg16-gap"))}  # kind, architectures to try
 VARIANTS = ("gradcam:smooth=aug", "gradcam:smooth=eigen")
 EXPLAIN_OPTIONS = ("layer",)  # options that go to explain, not to the method's constructor
@@ -137,7 +136,7 @@ def worker(job: dict) -> dict:
             cpu_times[key].append(cpu)
 
     x_ref = x_all[:size]
-    runners = bc.floor_runners(model, ref.layer if ref else None, keys, x_ref)
+    runners = bc.floor_runners(model, ref, keys, x_ref)
     floors = {f"floor {bc.floor_name(key, ref and ref.path)}": fn for key, fn in runners.items()}
     for key, fn in [*floors.items(), *floors.items()]:  # the first (tracing) call, then one timed call
         timed(key, fn)
@@ -208,18 +207,9 @@ def method_info() -> dict[str, dict]:
 # --------------------------------------------------------------------------- parent
 
 
-class WorkerFailed(Exception):
-    """A worker exited with an error; its message is the last line of the worker's stderr."""
-
-
-def run_worker(args: list[str]) -> str:
-    """Run this script with ``args`` in a subprocess; its stdout (stderr shown on failure)."""
-    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, cwd=REPO)
-    if proc.returncode:
-        sys.stderr.write(proc.stderr[-4000:])
-        lines = proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"]
-        raise WorkerFailed(lines[-1][:200])
-    return proc.stdout
+def run_worker(args: list[str]) -> dict:
+    """This script with ``args`` in a subprocess: its result."""
+    return bc.worker_result(Path(__file__), args)
 
 
 def unfit(meta: dict, model: str) -> str | None:
@@ -260,61 +250,42 @@ def plan(args: argparse.Namespace, info: dict[str, dict]) -> tuple[list[dict], l
 
 
 def measure_quietest(job: dict, args: argparse.Namespace) -> dict:
-    """:func:`measure`, repeated up to ``--retries`` times while other processes were busy; the quietest run.
+    """:func:`measure`, again up to ``--retries`` times while other processes were busy; the quietest run.
 
     A worker that fails gives ``{"failed": message}``: the run goes on, and the table says so.
     """
-    runs: list[dict] = []
-    for attempt in range(args.retries + 1):
-        if args.wait_quiet:
-            bc.wait_quiet(args.wait_quiet)
-        try:
-            runs.append(measure(job))
-        except WorkerFailed as error:
-            print(f"{job['model']} {bc.label(job['method'], job['options'])}: failed: {error}", flush=True)
-            return {"failed": str(error)}
-        if (runs[-1]["other_cpu_cores"] or 0) <= bc.NOISY:
-            break
-        if attempt < args.retries:
-            print("  (noisy: measuring again)", flush=True)
-    return min(runs, key=lambda r: r["other_cpu_cores"] or 0)
+    try:
+        return bc.quietest(lambda: measure(job), args.retries, args.wait_quiet)
+    except bc.WorkerFailed as error:
+        print(f"{job['model']} {bc.label(job['method'], job['options'])}: failed: {error}", flush=True)
+        return {"failed": str(error)}
 
 
 def measure(job: dict) -> dict:
     """One job in a fresh process, with the CPU that other processes used meanwhile."""
-    load_before, busy_before, own_before = os.getloadavg()[0], bc.busy_cpu_s(), bc.own_cpu_s()
-    start = time.perf_counter()
-    lines = [line for line in run_worker(["--worker", json.dumps(job)]).splitlines() if line.startswith(RESULT)]
-    wall = time.perf_counter() - start
-    busy_after = bc.busy_cpu_s()
-    if not lines:
-        raise WorkerFailed("the worker printed no result")
-    r = json.loads(lines[-1][len(RESULT) :])
-    r.update(load_avg_1min=[load_before, os.getloadavg()[0]], wall_s=wall, cpu_cores=os.cpu_count())
-    r["other_cpu_cores"] = (None if busy_before is None or busy_after is None
-                            else max(0.0, (busy_after - busy_before) - (bc.own_cpu_s() - own_before)) / wall)
+    r = bc.measured(Path(__file__), ["--worker", json.dumps(job)])
     others = r["other_cpu_cores"]
     print(f"{r['arch']:9} {r['label']:24} {r['samples']:4} in  {r['median_s']['method']:7.3f} s  "
           f"x{r['paired_x_predict']:.2f} predict  x{r['paired_x_floor']:.2f} floor  "
-          f"first {r['first_call_s']['method']:.2f} s  {r['peak_memory_mib']:.0f} MiB  ({wall:.0f} s; other "
+          f"first {r['first_call_s']['method']:.2f} s  {r['peak_memory_mib']:.0f} MiB  ({r['wall_s']:.0f} s; other "
           f"processes {'?' if others is None else f'{others:.2f}'} cores)", flush=True)
     return r
 
 
-def perturbation(args: argparse.Namespace) -> None:
-    """The hook for ``scripts/bench_perturbation.py`` (Score-CAM and Ablation-CAM against their floors, and
-    tf-keras-vis): run as a script when present, with ``--readme`` and ``--json`` passed on."""
+def perturbation(args: argparse.Namespace) -> dict | None:
+    """The hook for ``scripts/bench_perturbation.py`` (Score-CAM and Ablation-CAM against their floors and
+    tf-keras-vis): when present, its ``measure(repeats=...)`` in a worker; the result, for its ``table``."""
     run = args.perturbation if args.perturbation is not None else (not args.methods_given and "vgg16" in args.models)
-    if not run or args.from_json:
-        return
+    if not run:
+        return None
     if not PERTURBATION.exists():
         print(f"({PERTURBATION.name} is not there: skipped)")
-        return
-    cmd = [sys.executable, str(PERTURBATION), *(["--readme"] if args.readme else [])]
-    if args.json:
-        cmd += ["--json", str(args.json.with_name(f"{args.json.stem}_perturbation.json"))]
-    if subprocess.run(cmd, cwd=REPO).returncode:
-        print(f"{PERTURBATION.name} failed; the bench_explain table is written", file=sys.stderr)
+        return None
+    try:
+        return run_worker(["--perturbation-worker", str(args.repeats)])
+    except bc.WorkerFailed as error:
+        print(f"{PERTURBATION.name} failed: {error}", flush=True)
+        return None
 
 
 def parse_args() -> argparse.Namespace:
@@ -343,6 +314,7 @@ def parse_args() -> argparse.Namespace:
     add("--perturbation", action=argparse.BooleanOptionalAction, default=None,
         help="run scripts/bench_perturbation.py afterwards (default: after a full run with vgg16)")
     add("--worker", help=argparse.SUPPRESS)
+    add("--perturbation-worker", type=int, metavar="REPEATS", help=argparse.SUPPRESS)
     add("--list-methods", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.repeats < 1 or args.batch_size < 1 or args.retries < 0:
@@ -364,17 +336,24 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     if args.list_methods:
-        print(json.dumps(method_info()))
+        print(bc.RESULT + json.dumps(method_info()))
         return
     if args.worker:
-        print(RESULT + json.dumps(worker(json.loads(args.worker))), flush=True)
+        print(bc.RESULT + json.dumps(worker(json.loads(args.worker))), flush=True)
+        return
+    if args.perturbation_worker:
+        import bench_perturbation
+
+        result = bench_perturbation.measure(repeats=args.perturbation_worker, log=lambda s: print(s, file=sys.stderr))
+        print(bc.RESULT + json.dumps(result), flush=True)
         return
     start = time.perf_counter()
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
         results, device, skipped, settings = saved["results"], saved["device"], saved["skipped"], saved["settings"]
+        perturbed = saved.get("perturbation")
     else:
-        info = json.loads(run_worker(["--list-methods"]))  # TensorFlow stays out of this process
+        info = run_worker(["--list-methods"])  # TensorFlow stays out of this process
         args.methods = args.methods or list(info)
         jobs, skipped = plan(args, info)
         results = []
@@ -391,19 +370,25 @@ def main() -> None:
         gpu = f"GPU {r['gpu']}" if r["gpu"] else "no GPU"
         device = (f"{bc.cpu_name()}, {os.cpu_count()} cores, {gpu}; TensorFlow {r['tensorflow']}, Keras "
                   f"{r['keras']}, Python {platform.python_version()}")
+        perturbed = perturbation(args)
     refs = report.references(results)
     text = report.table(results, refs, settings, device, skipped)
-    print(f"\n{text}\n({time.perf_counter() - start:.0f} s)")
+    blocks = {"bench_explain": text}
+    if perturbed:
+        import bench_perturbation
+
+        blocks["bench_perturbation"] = bench_perturbation.table(perturbed)
+    print("\n" + "\n".join(blocks.values()) + f"\n({time.perf_counter() - start:.0f} s)")
     if args.json and not args.from_json:
         from camkit.io import atomic_write_json
 
         atomic_write_json(args.json, {"device": device, "settings": settings, "skipped": skipped,
-                                      "references": refs, "results": results})
+                                      "references": refs, "results": results, "perturbation": perturbed})
     if args.readme:
         from camkit.io import replace_marked_block
 
-        replace_marked_block(REPO / "README.md", "bench_explain", text)
-    perturbation(args)
+        for name, block in blocks.items():
+            replace_marked_block(REPO / "README.md", name, block)
 
 
 if __name__ == "__main__":

@@ -114,6 +114,8 @@ def test_floor_runners_match_closed_forms() -> None:
     Σ_{j,c} K[j, c, k]; the upper layers on A give the model's outputs."""
     import keras
 
+    from camkit.methods.layers import LayerRef
+
     keras.utils.set_random_seed(3)
     inputs = keras.Input((9, 2))
     conv = keras.layers.Conv1D(3, 3, name="conv")
@@ -123,8 +125,8 @@ def test_floor_runners_match_closed_forms() -> None:
     y = model.predict(x, verbose=0)
     kernel, head = np.asarray(conv.kernel), np.asarray(model.get_layer("head").kernel)
     top = y.argmax(1)
-    runs = bc.floor_runners(model, conv, ["forward", "layer", "input", "upper"], x)
+    runs = bc.floor_runners(model, LayerRef("conv", conv), ["forward", "layer", "input", "upper"], x)
     assert runs["forward"]() == pytest.approx(y.sum(), rel=1e-5)
-    assert runs["upper"]() == pytest.approx(y.sum(), rel=1e-5)
+    assert runs["upper"]() == pytest.approx(y[:, 0].sum(), rel=1e-5)  # class 0 of every copy
     assert runs["layer"]() == pytest.approx(head[:, top].sum(), rel=1e-5)
     assert runs["input"]() == pytest.approx((kernel.sum((0, 1)) @ head[:, top]).sum(), rel=1e-5)
