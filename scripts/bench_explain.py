@@ -144,10 +144,14 @@ def worker(job: dict) -> dict:
     n = bc.sample_count(bc.floor_seconds(passes, per_sample, 1), job["budget_s"], len(x_all))
     x = x_all[:n]
     forward_fn = tf.function(lambda v: model(v, training=False), autograph=False)
+
+    def forward() -> None:  # every output comes back, as from predict
+        for i in range(0, n, size):
+            keras.tree.map_structure(keras.ops.convert_to_numpy, forward_fn(tf.constant(x[i : i + size])))
+
     calls = {
         "predict": lambda: model.predict(x, batch_size=size, verbose=0),
-        "forward": lambda: [keras.ops.convert_to_numpy(forward_fn(tf.constant(x[i : i + size])))
-                            for i in range(0, n, size)],
+        "forward": forward,
         **floors,
         "method": lambda: camkit.explain(model, x, method=job["method"], batch_size=size, progress=False,
                                          **options),
