@@ -1,154 +1,188 @@
-"""Attribution speed for the README: maps per second per method, and its cost relative to a prediction.
+"""Attribution speed for the README: maps per second per method, its cost relative to a prediction and to its floor.
 
-For FCN on GunPoint (the 150 test series, random weights unless ``--fcn-model``) and VGG16 at
-224×224×3 with random weights (the ``vgg16`` model with its fully connected head, 1000 classes;
-CAM needs a GAP head, so CAM is timed on ``vgg16-gap``), every method of ``camkit.methods()``:
+Models: FCN on GunPoint (the 150 test series, random weights unless ``--fcn-model``) and VGG16 at 224×224×3 with
+random weights (its FC head, 1000 classes; ``--batch-size`` images). Rows: every classifier method of
+``camkit.methods()`` that takes the model's kind of input, and ``--variants`` (``METHOD:KEY=VALUE,...``; default
+Grad-CAM with ``smooth="aug"`` and ``smooth="eigen"``); ``-o KEY=VALUE`` gives an option to every selected method
+that takes it (``-o layer=block5_conv3``). A method that does not apply to a model runs on the next architecture of
+its list (``vgg16-gap`` for CAM), one with ``requires_model`` on that model; cluster methods have
+``bench_cluster.py``. Each (model, row) runs in a fresh subprocess (a failed one is listed, and the run goes on):
 
-- time per ``camkit.explain(model, x, method=m, batch_size=B)`` call, the median of ``--repeats``
-  calls or more (fast models: as many as fill 2 s) after a first call (the first call, which traces
-  the compiled step, is reported apart), and maps per second;
-- the same for ``model.predict(x, batch_size=B)`` (the reference) and for the plain compiled forward
-  pass ``model(x, training=False)`` in a ``tf.function`` over the same batches, timed alternately
-  with the method's calls in the same process; the ratios use the median of every reference call
-  made for that model, and are also given in process CPU time, which other processes do not inflate;
-- peak memory above the baseline taken after the model is built and has predicted once: peak RSS
-  (``resource.getrusage``) on CPU, the allocator's peak (``tf.config.experimental.get_memory_info``)
-  on a GPU.
+- its inputs: as many as the method's floor (``bench_common.floor_seconds``) fits in ``--budget`` seconds, at least
+  one, so that methods with hundreds of passes per map stay affordable;
+- ``camkit.explain(model, x, method=m, batch_size=B, **options)``: the median of ``--repeats`` calls or more (as
+  many as fill 2 s; fewer once ``--max-seconds`` are spent, at least one) after a first (tracing) call;
+- timed alternately with it: ``model.predict`` and the plain compiled forward pass on the same inputs, and the
+  floor's passes on one full batch (``bench_common.floor_runners``); the table's ratios use the medians pooled
+  over the architecture's workers (``bench_explain_table.py``);
+- the peak memory of a call above the memory in use when it starts; the CPU other processes used meanwhile.
 
-Every (model, method) runs in a fresh subprocess. The CPU time other processes used meanwhile is
-recorded (``/proc/stat``), shown in the caption, and marks a row when above 0.25 cores;
-``--wait-quiet S`` waits for a quiet machine before each measurement, ``--retries N`` measures a
-noisy one again and keeps the quietest. Prints a Markdown table; ``--json PATH`` writes every
-measurement, ``--readme`` replaces the block between ``<!-- bench_explain -->`` markers in
-README.md, ``--from-json PATH`` renders a saved run without measuring.
+``--wait-quiet S`` waits for a quiet machine before each measurement, ``--retries N`` measures a noisy one again.
+``--json PATH`` saves every measurement, ``--readme`` replaces the ``<!-- bench_explain -->`` block of README.md,
+``--from-json PATH`` renders a saved run. ``scripts/bench_perturbation.py``, when present, runs after a full run
+(or with ``--perturbation``): its ``measure(repeats=--repeats)`` in a worker, its ``table(result)`` printed, saved
+in the JSON and written to the ``<!-- bench_perturbation -->`` block.
 
     .venv/bin/python scripts/bench_explain.py --readme --json bench_explain.json
-    .venv/bin/python scripts/bench_explain.py --models fcn --methods gradcam --repeats 5
+    .venv/bin/python scripts/bench_explain.py --models fcn --methods gradcam,cam --repeats 1
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
+
+import bench_common as bc
+import bench_explain_table as report
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parent.parent
-RESULT = "BENCH_EXPLAIN_RESULT "
-MODELS = ("fcn", "vgg16")
-TARGET = 1.5  # the issue's budget: Grad-CAM at most 1.5x a prediction
+MODELS = {"fcn": ("series", ("fcn",)), "vgg16": ("images", ("vgg16", "vgg16-gap"))}  # kind, architectures to try
+VARIANTS = ("gradcam:smooth=aug", "gradcam:smooth=eigen")
+EXPLAIN_OPTIONS = ("layer",)  # options that go to explain, not to the method's constructor
 MIN_SECONDS = 2.0  # time each method for at least this long (and --repeats calls), at most 50 calls
-NOISY = 0.25  # CPU cores used by other processes during a measurement above which the table says so
+REF_SECONDS = 1.0  # time each reference (at least once) for at least this long, interleaved with the method
+PERTURBATION = REPO / "scripts" / "bench_perturbation.py"
 
 
 # --------------------------------------------------------------------------- worker (one subprocess)
 
 
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def _load(model_name: str, method: str, batch_size: int, fcn_model: str | None):
-    """(model, x, architecture name) for one measurement."""
-    import keras
+def _inputs(model_name: str, batch_size: int):
     import numpy as np
 
-    import camkit
-
-    keras.utils.set_random_seed(0)
     if model_name == "fcn":
         x = np.load(REPO / "data" / "GunPoint" / "x_test.npy").astype(np.float32)
-        x = x[..., None] if x.ndim == 2 else x
-        if fcn_model:
-            return camkit.load_model(fcn_model), x, f"fcn ({Path(fcn_model).name})"
-        return camkit.build_model("fcn", x.shape[1:], 2), x, "fcn"
-    arch = "vgg16-gap" if method == "cam" else "vgg16"  # CAM needs conv -> GAP -> Dense
-    x = np.random.default_rng(0).uniform(0, 255, size=(batch_size, 224, 224, 3)).astype(np.float32)
-    return camkit.build_model(arch, (224, 224, 3), 1000), x, arch
+        return x[..., None] if x.ndim == 2 else x
+    return np.random.default_rng(0).uniform(0, 255, size=(batch_size, 224, 224, 3)).astype(np.float32)
 
 
-def worker(model_name: str, method: str, repeats: int, batch_size: int, fcn_model: str | None) -> dict:
+def _prepare(job: dict):
+    """(model, inputs, architecture, reason, method, layer ref): the first architecture the method applies to."""
+    import keras
+
+    import camkit
+    from camkit.cli.options import method_options
+    from camkit.methods import MethodNotApplicable
+    from camkit.methods.base import make_method
+    from camkit.methods.layers import resolve_layer
+
+    x = _inputs(job["model"], job["batch_size"])
+    options = method_options(tuple(job["options"]))
+    meth = make_method(job["method"], **{k: v for k, v in options.items() if k not in EXPLAIN_OPTIONS})
+    builder = meth.requires_model
+    archs = (builder,) if builder else MODELS[job["model"]][1]
+    shape = (min(job["batch_size"], len(x)), *x.shape[1:])
+    for i, arch in enumerate(archs):
+        keras.utils.set_random_seed(0)
+        if arch == "fcn" and job["fcn_model"]:
+            model, arch = camkit.load_model(job["fcn_model"]), f"fcn ({Path(job['fcn_model']).name})"
+        else:
+            model = camkit.build_model(arch, x.shape[1:], 2 if job["model"] == "fcn" else 1000)
+        try:
+            ref = resolve_layer(model, options.get("layer"), shape, meth.class_scores) if meth.uses_layer else None
+            meth.setup(model, ref, shape)
+        except MethodNotApplicable:
+            if i == len(archs) - 1:
+                raise
+            continue
+        reason = f"the method needs a {builder} model" if builder else (f"it does not apply to {archs[0]}" if i else "")
+        return model, x, arch, reason, meth, ref, options
+    raise AssertionError("unreachable")
+
+
+def worker(job: dict) -> dict:
+    """Every timing of one (model, method, options): floor references, then predict, forward and the method."""
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)
-
     import keras
 
     import camkit
 
-    model, x, arch = _load(model_name, method, batch_size, fcn_model)
-    n = len(x)
+    model, x_all, arch, reason, meth, ref, options = _prepare(job)
+    size = job["batch_size"]
+    passes = dataclasses.asdict(meth.passes(int(ref.layer.output.shape[-1]) if ref else 0))
+    keys = bc.floor_keys(passes)
+    times: dict[str, list[float]] = defaultdict(list)
+    cpu_times: dict[str, list[float]] = defaultdict(list)
+    first: dict[str, float] = {}
+    memory = bc.PeakMemory(bool(gpus))
+    peaks = [0.0]
 
-    forward_fn = tf.function(lambda v: model(v, training=False), autograph=False)
-
-    def predict() -> None:
-        model.predict(x, batch_size=batch_size, verbose=0)
-
-    def forward() -> None:
-        for i in range(0, n, batch_size):
-            keras.ops.convert_to_numpy(forward_fn(tf.constant(x[i : i + batch_size])))
-
-    def run() -> None:
-        camkit.explain(model, x, method=method, batch_size=batch_size, progress=False)
-
-    def timed(fn, key: str) -> None:
+    def timed(key: str, fn) -> None:
+        if key == "method":
+            memory.start()
         wall, cpu = time.perf_counter(), time.process_time()
         fn()
-        times[key].append(time.perf_counter() - wall)
-        cpu_times[key].append(time.process_time() - cpu)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if key == "method":
+            peaks.append(memory.peak())
+        if key not in first:
+            first[key] = wall
+        else:
+            times[key].append(wall)
+            cpu_times[key].append(cpu)
 
-    times: dict[str, list[float]] = {"predict": [], "forward": [], "method": []}
-    cpu_times: dict[str, list[float]] = {"predict": [], "forward": [], "method": []}
-    timed(predict, "predict")
-    timed(forward, "forward")
-    base_rss = _peak_rss_mib()
-    if gpus:
-        tf.config.experimental.reset_memory_stats("GPU:0")
-        base_gpu = tf.config.experimental.get_memory_info("GPU:0")["current"]
-    timed(run, "method")
-    first = {key: values.pop() for key, values in times.items()}
-    first_cpu = {key: values.pop() for key, values in cpu_times.items()}
-    # interleaved, so that all three see the same load; fast models get more rounds (MIN_SECONDS of calls)
-    while len(times["method"]) < repeats or (sum(times["method"]) < MIN_SECONDS and len(times["method"]) < 50):
-        for key, fn in (("predict", predict), ("forward", forward), ("method", run)):
-            timed(fn, key)
-    if gpus:
-        memory = (tf.config.experimental.get_memory_info("GPU:0")["peak"] - base_gpu) / 2**20
-    else:
-        memory = _peak_rss_mib() - base_rss
+    x_ref = x_all[:size]
+    runners = bc.floor_runners(model, ref, keys, x_ref)
+    floors = {f"floor {bc.floor_name(key, ref and ref.path)}": fn for key, fn in runners.items()}
+    for key, fn in [*floors.items(), *floors.items()]:  # the first (tracing) call, then one timed call
+        timed(key, fn)
+    per_sample = {key: statistics.median(times[name]) / len(x_ref) for key, name in zip(runners, floors, strict=True)}
+    n = bc.sample_count(bc.floor_seconds(passes, per_sample, 1), job["budget_s"], len(x_all))
+    x = x_all[:n]
+    forward_fn = tf.function(lambda v: model(v, training=False), autograph=False)
 
+    def forward() -> None:  # every output comes back, as from predict
+        for i in range(0, n, size):
+            keras.tree.map_structure(keras.ops.convert_to_numpy, forward_fn(tf.constant(x[i : i + size])))
+
+    calls = {
+        "predict": lambda: model.predict(x, batch_size=size, verbose=0),
+        "forward": forward,
+        **floors,
+        "method": lambda: camkit.explain(model, x, method=job["method"], batch_size=size, progress=False,
+                                         **options),
+    }
+    if n == len(x_ref):  # the same pass over the same batch: one measurement serves both
+        del calls["forward"]
+        for values in (times, cpu_times, first):
+            values["forward"] = values["floor forward"]
+    for key in ("predict", "forward", "method"):
+        if key in calls:
+            timed(key, calls[key])
+    method_times = times["method"]
+    # interleaved, so that all see the same load; the references pool over the workers of an architecture
+    while len(method_times) < job["repeats"] or (sum(method_times) < MIN_SECONDS and len(method_times) < 50):
+        if method_times and sum(method_times) >= job["max_seconds"]:
+            break
+        for key, fn in calls.items():
+            if key == "method" or sum(times[key]) < REF_SECONDS:
+                timed(key, fn)
     median = {key: statistics.median(values) for key, values in times.items()}
     return {
-        "model": model_name,
-        "arch": arch,
-        "method": method,
-        "samples": n,
-        "batch_size": batch_size,
-        "input_shape": list(x.shape[1:]),
-        "times_s": times,
-        "cpu_times_s": cpu_times,
-        "median_s": median,
-        "first_call_s": first,
-        "first_call_cpu_s": first_cpu,
+        "model": job["model"], "arch": arch, "arch_reason": reason, "method": job["method"],
+        "options": job["options"], "label": bc.label(job["method"], job["options"]),
+        "layer": ref.path if ref else None, "passes": passes, "samples": n, "available": len(x_all),
+        "floor_batch": len(x_ref), "batch_size": size, "input_shape": list(x.shape[1:]),
+        "times_s": times, "cpu_times_s": cpu_times, "median_s": median, "first_call_s": first,
         "maps_per_s": n / median["method"],
         "paired_x_predict": median["method"] / median["predict"],
-        "paired_x_forward": median["method"] / median["forward"],
-        "peak_memory_mib": memory,
-        "memory_kind": "gpu" if gpus else "rss",
-        "baseline_rss_mib": base_rss,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "gpu": _gpu_name(tf, gpus),
+        "paired_x_floor": median["method"] / bc.floor_seconds(passes, per_sample, n),
+        "peak_memory_mib": max(peaks), "memory_kind": memory.kind,
+        "tensorflow": tf.__version__, "keras": keras.__version__, "gpu": _gpu_name(tf, gpus),
     }
 
 
@@ -159,259 +193,206 @@ def _gpu_name(tf, gpus) -> str | None:
     return details.get("device_name", gpus[0].name)
 
 
+def method_info() -> dict[str, dict]:
+    """name -> metadata the parent needs (task, input kinds, model builder, constructor options)."""
+    import inspect
+
+    from camkit.methods import method_class, methods
+
+    info = {}
+    for name in methods():
+        cls = method_class(name)
+        params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        info[name] = {"task": cls.task, "kinds": list(cls.input_kinds), "requires_model": cls.requires_model,
+                      "options": params + (list(EXPLAIN_OPTIONS) if cls.uses_layer else [])}
+    return info
+
+
 # --------------------------------------------------------------------------- parent
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def run_worker(args: list[str]) -> dict:
+    """This script with ``args`` in a subprocess: its result."""
+    return bc.worker_result(Path(__file__), args)
 
 
-def _busy_cpu_s() -> float | None:
-    """CPU seconds all processes have used since boot (Linux ``/proc/stat``), None elsewhere."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+def unfit(meta: dict, model: str) -> str | None:
+    """Why a method is not timed on ``model`` (None: it is)."""
+    if meta["task"] != "classify":
+        own = REPO / "scripts" / f"bench_{meta['task']}.py"
+        return f"explains a {meta['task']} task" + (f" (scripts/{own.name})" if own.exists() else "")
+    if MODELS[model][0] not in meta["kinds"]:
+        return f"takes {' and '.join(meta['kinds'])} only"
+    return None
 
 
-def _own_cpu_s() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+def plan(args: argparse.Namespace, info: dict[str, dict]) -> tuple[list[dict], list[str]]:
+    """The jobs to measure, and a note per (method, model) left out."""
+    variants = [bc.parse_variant(v) for v in (VARIANTS if args.variants is None else args.variants)]
+    rows = [(m, []) for m in args.methods] + [(m, o) for m, o in variants if args.variants is not None or
+                                              m in args.methods]
+    unknown = sorted({m for m, _ in rows} - set(info))
+    if unknown:
+        raise SystemExit(f"--methods/--variants: unknown {', '.join(unknown)}; choose from {', '.join(info)}")
+    keys = {bc.option_key(pair): pair for pair in args.option}
+    taken = {key for m, _ in rows for key in keys if key in info[m]["options"]}
+    if set(keys) - taken:
+        raise SystemExit(f"-o: no selected method takes {', '.join(sorted(set(keys) - taken))}")
+    jobs, skipped = [], []
+    for model in args.models:
+        for method, options in rows:
+            why = unfit(info[method], model)
+            if why:
+                skipped.append(f"{method} on {model}: {why}")
+                continue
+            own = {bc.option_key(pair) for pair in options}
+            mine = [pair for key, pair in keys.items() if key in info[method]["options"] and key not in own]
+            jobs.append({"model": model, "method": method, "options": mine + options, "repeats": args.repeats,
+                         "batch_size": args.batch_size, "budget_s": args.budget, "max_seconds": args.max_seconds,
+                         "fcn_model": args.fcn_model})
+    return jobs, list(dict.fromkeys(skipped))
 
 
-def run_worker(args: list[str]) -> str:
-    """Run this script with ``args`` in a subprocess; its stdout (stderr shown on failure)."""
-    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, cwd=REPO)
-    if proc.returncode:
-        sys.stderr.write(proc.stderr[-4000:])
-        raise SystemExit(f"{' '.join(args)}: worker failed (exit {proc.returncode})")
-    return proc.stdout
+def measure_quietest(job: dict, args: argparse.Namespace) -> dict:
+    """:func:`measure`, again up to ``--retries`` times while other processes were busy; the quietest run.
 
-
-def wait_quiet(limit_s: float) -> None:
-    """Wait (at most ``limit_s``) until other processes use less than ``NOISY`` cores over 5 s."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        before = _busy_cpu_s()
-        if before is None:
-            return
-        time.sleep(5)
-        if (_busy_cpu_s() - before) / 5 < NOISY:
-            return
-
-
-def measure_quietest(model: str, method: str, args: argparse.Namespace) -> dict:
-    """:func:`measure`, repeated up to ``--retries`` times while other processes were busy; the quietest run."""
-    runs: list[dict] = []
-    for attempt in range(args.retries + 1):
-        if args.wait_quiet:
-            wait_quiet(args.wait_quiet)
-        runs.append(measure(model, method, args))
-        if (runs[-1]["other_cpu_cores"] or 0) <= NOISY:
-            break
-        if attempt < args.retries:
-            print("  (noisy: measuring again)", flush=True)
-    return min(runs, key=lambda r: r["other_cpu_cores"] or 0)
-
-
-def measure(model: str, method: str, args: argparse.Namespace) -> dict:
-    """One (model, method) in a fresh process, with the CPU that other processes used meanwhile."""
-    cmd = ["--worker", model, method, "--repeats", str(args.repeats), "--batch-size", str(args.batch_size)]
-    if args.fcn_model:
-        cmd += ["--fcn-model", args.fcn_model]
-    load_before, busy_before, own_before = os.getloadavg()[0], _busy_cpu_s(), _own_cpu_s()
-    start = time.perf_counter()
-    lines = [line for line in run_worker(cmd).splitlines() if line.startswith(RESULT)]
-    wall = time.perf_counter() - start
-    busy_after = _busy_cpu_s()
-    if not lines:
-        raise SystemExit(f"{model} {method}: the worker printed no result")
-    result = json.loads(lines[-1][len(RESULT) :])
-    result["load_avg_1min"] = [load_before, os.getloadavg()[0]]
-    result["wall_s"] = wall
-    result["cpu_cores"] = os.cpu_count()
-    result["other_cpu_cores"] = (
-        None if busy_before is None or busy_after is None
-        else max(0.0, (busy_after - busy_before) - (_own_cpu_s() - own_before)) / wall
-    )
-    others = result["other_cpu_cores"]
-    print(f"{model:6} {method:17} {result['median_s']['method']:7.3f} s  x{result['paired_x_predict']:.2f} predict  "
-          f"x{result['paired_x_forward']:.2f} forward  first {result['first_call_s']['method']:.2f} s  "
-          f"{result['peak_memory_mib']:.0f} MiB  ({result['wall_s']:.0f} s; other processes "
-          f"{'?' if others is None else f'{others:.2f}'} cores)", flush=True)
-    return result
-
-
-def device_line(results: list[dict]) -> str:
-    r = results[0]
-    gpu = f"GPU {r['gpu']}" if r["gpu"] else "no GPU"
-    return (f"{cpu_name()}, {os.cpu_count()} cores, {gpu}; TensorFlow {r['tensorflow']}, Keras {r['keras']}, "
-            f"Python {platform.python_version()}")
-
-
-def load_note(results: list[dict]) -> str:
-    """What else ran on the machine: CPU cores other processes used while each measurement ran."""
-    others = [r["other_cpu_cores"] for r in results if r.get("other_cpu_cores") is not None]
-    if not others:
-        loads = [v for r in results for v in r["load_avg_1min"]]
-        return f"1-min load average {min(loads):.1f}–{max(loads):.1f} during the run (this benchmark included)"
-    cores = results[0].get("cpu_cores", os.cpu_count())
-    note = (f"other processes used {statistics.mean(others):.2f} of {cores} cores on average "
-            f"(at most {max(others):.2f} during one measurement)")
-    return note + ("; timings are noisy" if max(others) > NOISY else "")
-
-
-def references(results: list[dict]) -> dict[str, dict]:
-    """Per architecture: medians over every predict and forward call its workers timed; ratios added to results.
-
-    Pooling the reference calls of all of an architecture's workers (interleaved with the methods' calls)
-    keeps a stray slow ``predict`` from moving one method's ratio.
+    A worker that fails gives ``{"failed": message}``: the run goes on, and the table says so.
     """
-    refs: dict[str, dict] = {}
-    model_of = {r["arch"]: r["model"] for r in results}
-    models = list(dict.fromkeys(model_of.values()))
-    # each model before its variant (vgg16, then vgg16-gap for CAM)
-    for arch in sorted(model_of, key=lambda a: (models.index(model_of[a]), a != model_of[a])):
-        rows = [r for r in results if r["arch"] == arch]
-        ref = {"arch": arch, "samples": rows[0]["samples"], "input_shape": rows[0]["input_shape"]}
-        for key in ("predict", "forward"):
-            ref[key] = {
-                "median_s": statistics.median(t for r in rows for t in r["times_s"][key]),
-                "median_cpu_s": statistics.median(t for r in rows for t in r["cpu_times_s"][key]),
-                "first_call_s": statistics.median(r["first_call_s"][key] for r in rows),
-                "calls": sum(len(r["times_s"][key]) for r in rows),
-            }
-        refs[arch] = ref
-        for r in rows:
-            r["x_predict"] = r["median_s"]["method"] / ref["predict"]["median_s"]
-            r["x_forward"] = r["median_s"]["method"] / ref["forward"]["median_s"]
-            r["x_predict_cpu"] = statistics.median(r["cpu_times_s"]["method"]) / ref["predict"]["median_cpu_s"]
-    return refs
+    try:
+        return bc.quietest(lambda: measure(job), args.retries, args.wait_quiet)
+    except bc.WorkerFailed as error:
+        print(f"{job['model']} {bc.label(job['method'], job['options'])}: failed: {error}", flush=True)
+        return {"failed": str(error)}
 
 
-def table(results: list[dict], refs: dict[str, dict], args: argparse.Namespace, device: str) -> str:
-    memory = "GPU allocator peak" if results[0]["memory_kind"] == "gpu" else "peak RSS"
-    counts = sorted({len(r["times_s"]["method"]) for r in results})
-    calls = str(counts[0]) if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
-    command = "python scripts/bench_explain.py"
-    if args.repeats != 3 or args.batch_size != 32:
-        command += f" --repeats {args.repeats} --batch-size {args.batch_size}"
-    lines = [
-        f"{device}. `{command}`: median of {calls} calls per method after a first (tracing) call, "
-        f"batch size {args.batch_size}; {load_note(results)}.",
-        "",
-        "× predict, the reference: time per `explain` call over time per `model.predict(x, batch_size)` call on "
-        "the same inputs (the median of every predict call made for that model, interleaved with the methods' "
-        "calls); × forward: the same over the plain compiled forward pass `model(x, training=False)` in a "
-        "`tf.function`, batch by batch; × predict CPU: process CPU time instead of wall time, which other "
-        "processes and stalls do not inflate. First call: the first `explain` call of a fresh process, tracing "
-        f"included. Memory: {memory} above the baseline after building the model and one prediction.",
-        "",
-        "| model | inputs | method | maps/s | s per call | × predict | × forward | × predict CPU | first call s "
-        "| memory MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for arch, ref in refs.items():
-        shape = f"{ref['samples']} × {'×'.join(map(str, ref['input_shape']))}"
-        for key, name in (("predict", "`model.predict` (reference)"), ("forward", "forward pass (`tf.function`)")):
-            t = ref[key]["median_s"]
-            ratio = t / ref["forward"]["median_s"]
-            cpu = ref[key]["median_cpu_s"] / ref["predict"]["median_cpu_s"]
-            lines.append(f"| {arch} | {shape} | {name} | {ref['samples'] / t:.1f} | {t:.3f} "
-                         f"| {t / ref['predict']['median_s']:.2f} | {ratio:.2f} | {cpu:.2f} "
-                         f"| {ref[key]['first_call_s']:.2f} | – |")
-        for r in (r for r in results if r["arch"] == arch):
-            noisy = " †" if (r.get("other_cpu_cores") or 0) > NOISY else ""
-            lines.append(
-                f"| {arch} | {shape} | {r['method']}{noisy} | {r['maps_per_s']:.1f} | {r['median_s']['method']:.3f} "
-                f"| {r['x_predict']:.2f} | {r['x_forward']:.2f} | {r['x_predict_cpu']:.2f} "
-                f"| {r['first_call_s']['method']:.2f} | {r['peak_memory_mib']:.0f} |"
-            )
-    gradcam = [r for r in results if r["method"] == "gradcam"]
-    if gradcam:
-        each = ", ".join(f"{r['arch']} {r['x_predict']:.2f}×" for r in gradcam)
-        verdict = "yes" if all(r["x_predict"] <= TARGET for r in gradcam) else "no"
-        lines += ["", f"Grad-CAM within {TARGET}× a prediction: {verdict} ({each})."]
-    else:
-        lines.append("")
-    if any((r.get("other_cpu_cores") or 0) > NOISY for r in results):
-        lines.append(f"† other processes used more than {NOISY} cores while this row was measured.")
-    if any(r["method"].startswith("guided") for r in results):
-        lines.append("Guided methods differentiate down to the input (a full backward pass, about the cost of "
-                     "another forward pass or more), so they cost about twice a forward pass at least.")
-    if any(r["arch"] == "vgg16-gap" for r in results):
-        lines.append("CAM on VGG16 runs on `vgg16-gap` (conv → GAP → Dense; the FC head has no CAM), "
-                     "and its ratios are to that model's own prediction.")
-    return "\n".join(lines) + "\n"
+def measure(job: dict) -> dict:
+    """One job in a fresh process, with the CPU that other processes used meanwhile."""
+    r = bc.measured(Path(__file__), ["--worker", json.dumps(job)])
+    others = r["other_cpu_cores"]
+    print(f"{r['arch']:9} {r['label']:24} {r['samples']:4} in  {r['median_s']['method']:7.3f} s  "
+          f"x{r['paired_x_predict']:.2f} predict  x{r['paired_x_floor']:.2f} floor  "
+          f"first {r['first_call_s']['method']:.2f} s  {r['peak_memory_mib']:.0f} MiB  ({r['wall_s']:.0f} s; other "
+          f"processes {'?' if others is None else f'{others:.2f}'} cores)", flush=True)
+    return r
 
 
-def main() -> None:
+def perturbation(args: argparse.Namespace) -> dict | None:
+    """The hook for ``scripts/bench_perturbation.py`` (Score-CAM and Ablation-CAM against their floors and
+    tf-keras-vis): when present, its ``measure(repeats=...)`` in a worker; the result, for its ``table``."""
+    run = args.perturbation if args.perturbation is not None else (not args.methods_given and "vgg16" in args.models)
+    if not run:
+        return None
+    if not PERTURBATION.exists():
+        print(f"({PERTURBATION.name} is not there: skipped)")
+        return None
+    try:
+        return run_worker(["--perturbation-worker", str(args.repeats)])
+    except bc.WorkerFailed as error:
+        print(f"{PERTURBATION.name} failed: {error}", flush=True)
+        return None
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    parser.add_argument("--methods", nargs="+", help="default: every method of camkit.methods()")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--fcn-model", help="a trained FCN (.keras) to explain instead of random weights")
-    parser.add_argument("--wait-quiet", type=float, default=0, metavar="S",
-                        help=f"before each measurement, wait up to S s for other processes to use < {NOISY} cores")
-    parser.add_argument("--retries", type=int, default=0,
-                        help="measure again, up to this many times, when other processes were busy; keep the quietest")
-    parser.add_argument("--json", type=Path, help="write every measurement to this JSON file")
-    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
-    parser.add_argument("--from-json", type=Path, metavar="PATH",
-                        help="measure nothing: print (and with --readme write) the table of a run saved with --json")
-    parser.add_argument("--worker", nargs=2, metavar=("MODEL", "METHOD"), help=argparse.SUPPRESS)
-    parser.add_argument("--list-methods", action="store_true", help=argparse.SUPPRESS)
+    add = parser.add_argument
+    add("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    add("--methods", nargs="+", help="names, space or comma separated (default: every classifier method)")
+    add("--variants", nargs="*", metavar="METHOD:KEY=VALUE,...",
+        help=f"more rows with method options (default: {' '.join(VARIANTS)}, those of the selected methods)")
+    add("-o", "--option", dest="option", action="append", default=[], metavar="KEY=VALUE",
+        help="a method option for every selected method that takes it (YAML values, as camkit explain -o)")
+    add("--repeats", type=int, default=3)
+    add("--batch-size", type=int, default=32)
+    add("--budget", type=float, default=4.0, metavar="S",
+        help="inputs per method: as many as its floor fits in S seconds (0: all)")
+    add("--max-seconds", type=float, default=20.0, metavar="S", help="stop repeating a method after S s of calls")
+    add("--fcn-model", help="a trained FCN (.keras) to explain instead of random weights")
+    add("--wait-quiet", type=float, default=0, metavar="S",
+        help=f"before each measurement, wait up to S s for other processes to use < {bc.NOISY} cores")
+    add("--retries", type=int, default=0,
+        help="measure again, up to this many times, when other processes were busy; keep the quietest")
+    add("--json", type=Path, help="write every measurement to this JSON file")
+    add("--readme", action="store_true", help="write the table into README.md")
+    add("--from-json", type=Path, metavar="PATH",
+        help="measure nothing: print (and with --readme write) the table of a run saved with --json")
+    add("--perturbation", action=argparse.BooleanOptionalAction, default=None,
+        help="run scripts/bench_perturbation.py afterwards (default: after a full run with vgg16)")
+    add("--worker", help=argparse.SUPPRESS)
+    add("--perturbation-worker", type=int, metavar="REPEATS", help=argparse.SUPPRESS)
+    add("--list-methods", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.repeats < 1 or args.batch_size < 1 or args.retries < 0:
         parser.error("--repeats and --batch-size must be positive, --retries not negative")
+    args.methods_given = bool(args.methods)
+    args.methods = [m for item in args.methods or [] for m in item.split(",") if m]
     if args.fcn_model:
         args.fcn_model = str(Path(args.fcn_model).resolve())  # workers run in the repository root
+    try:
+        for pair in args.option:
+            bc.option_key(pair)
+        for variant in args.variants or ():
+            bc.parse_variant(variant)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
 
+
+def main() -> None:
+    args = parse_args()
     if args.list_methods:
-        import camkit
-
-        print(" ".join(camkit.methods()))
+        print(bc.RESULT + json.dumps(method_info()))
         return
     if args.worker:
-        result = worker(*args.worker, args.repeats, args.batch_size, args.fcn_model)
-        print(RESULT + json.dumps(result), flush=True)
+        print(bc.RESULT + json.dumps(worker(json.loads(args.worker))), flush=True)
         return
+    if args.perturbation_worker:
+        import bench_perturbation
 
+        result = bench_perturbation.measure(repeats=args.perturbation_worker, log=lambda s: print(s, file=sys.stderr))
+        print(bc.RESULT + json.dumps(result), flush=True)
+        return
     start = time.perf_counter()
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
-        results, args.repeats, args.batch_size = saved["results"], saved["repeats"], saved["batch_size"]
-        device = saved["device"]
+        results, device, skipped, settings = saved["results"], saved["device"], saved["skipped"], saved["settings"]
+        perturbed = saved.get("perturbation")
     else:
-        registered = run_worker(["--list-methods"]).split()  # TensorFlow stays out of this process
-        methods = args.methods or registered
-        unknown = sorted(set(methods) - set(registered))
-        if unknown:
-            parser.error(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(registered)}")
-        results = [measure_quietest(model, method, args) for model in args.models for method in methods]
-        device = device_line(results)
-    refs = references(results)
-    text = table(results, refs, args, device)
-    print(f"\n{text}\n({time.perf_counter() - start:.0f} s)")
+        info = run_worker(["--list-methods"])  # TensorFlow stays out of this process
+        args.methods = args.methods or list(info)
+        jobs, skipped = plan(args, info)
+        results = []
+        for job in jobs:
+            result = measure_quietest(job, args)
+            if "failed" in result:
+                skipped.append(f"{bc.label(job['method'], job['options'])} on {job['model']}: {result['failed']}")
+            else:
+                results.append(result)
+        if not results:
+            raise SystemExit("no measurement succeeded")
+        settings = {key: getattr(args, key) for key in report.DEFAULTS}
+        r = results[0]
+        gpu = f"GPU {r['gpu']}" if r["gpu"] else "no GPU"
+        device = (f"{bc.cpu_name()}, {os.cpu_count()} cores, {gpu}; TensorFlow {r['tensorflow']}, Keras "
+                  f"{r['keras']}, Python {platform.python_version()}")
+        perturbed = perturbation(args)
+    refs = report.references(results)
+    text = report.table(results, refs, settings, device, skipped)
+    blocks = {"bench_explain": text}
+    if perturbed:
+        import bench_perturbation
+
+        blocks["bench_perturbation"] = bench_perturbation.table(perturbed)
+    print("\n" + "\n".join(blocks.values()) + f"\n({time.perf_counter() - start:.0f} s)")
     if args.json and not args.from_json:
         from camkit.io import atomic_write_json
 
-        atomic_write_json(args.json, {"device": device, "repeats": args.repeats,
-                                      "batch_size": args.batch_size, "references": refs, "results": results})
+        atomic_write_json(args.json, {"device": device, "settings": settings, "skipped": skipped,
+                                      "references": refs, "results": results, "perturbation": perturbed})
     if args.readme:
         from camkit.io import replace_marked_block
 
-        replace_marked_block(REPO / "README.md", "bench_explain", text)
+        for name, block in blocks.items():
+            replace_marked_block(REPO / "README.md", name, block)
 
 
 if __name__ == "__main__":
