@@ -342,9 +342,9 @@ def test_registry_and_api() -> None:
     assert len(declared) > 8 and camkit.methods() == declared  # every method file is imported, nothing else
     assert all(method_class(name).name == name for name in declared)
     assert camkit.methods.DEFAULT_METHOD in declared and camkit.explain is explain
-    with pytest.raises(CamkitError, match="unknown method 'nope'; choose one of augmented-gradcam, cam"):
+    with pytest.raises(CamkitError, match="unknown method 'nope'; choose one of ablationcam, augmented-gradcam, cam"):
         explain(functional(), np.zeros((1, 10, 2)), method="nope")
-    with pytest.raises(CamkitError, match="unknown method 'nope'; choose one of augmented-gradcam, cam"):
+    with pytest.raises(CamkitError, match="unknown method 'nope'; choose one of ablationcam, augmented-gradcam, cam"):
         method_class("nope")
     with pytest.raises(CamkitError, match="unexpected option"):
         explain(functional(), np.zeros((1, 10, 2)), aggregate="max")
