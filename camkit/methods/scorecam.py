@@ -23,15 +23,20 @@ gradient-free step). Options:
   (the softmax is over the kept channels).
 - ``chunk``: masked copies per compiled forward call (``forward.masked_scores``), which bounds the memory.
 
-No backward pass runs: one forward pass gives ``A`` and the target, then ``K`` (or ``N``) forward passes.
+No backward pass runs: one forward pass gives ``A`` and the target, then at most ``K`` (or ``N``) forward passes
+per sample. Fewer where channels are constant on a sample (dead ReLU channels, common in late layers): their
+masks are zero, so their masked inputs are all the zero input, whatever the sample; its score is computed once
+per target class in the batch and shared, which gives the same weights as one pass per channel.
 """
 
 from __future__ import annotations
 
+import numbers
 import weakref
 from typing import Any, ClassVar
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from camkit.errors import CamkitError
@@ -47,9 +52,9 @@ def positive_int(name: str, value: Any, allow_none: bool = False) -> int | None:
     """``value`` checked to be a positive integer (or None when ``allow_none``)."""
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise CamkitError(f"{name}: expected a positive integer, got {value!r}")
-    return value
+    return int(value)
 
 
 def unit_masks(low: tf.Tensor, size: tuple[int, ...]) -> tf.Tensor:
@@ -63,6 +68,23 @@ def per_channel(acts: tf.Tensor, keep: tf.Tensor) -> tf.Tensor:
     channels_first = tf.transpose(acts, [0, rank - 1, *range(1, rank - 1)])
     picked = tf.gather(channels_first, keep, batch_dims=1)
     return tf.reshape(picked, (-1, *picked.shape[2:]))
+
+
+def shared_zero_copies(low: tf.Tensor, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The copies to run, given the (M, *spatial) channels and (M,) target of each copy (module docstring).
+
+    Returns ``run``: the copies whose channel has a range, run as they are; ``zero_targets``: the classes whose
+    score on the zero input is run once (the constant channels' targets); ``where``: (M,) the position of each
+    copy's score in the results of ``run`` followed by ``zero_targets``.
+    """
+    flat = tf.reshape(low, (int(low.shape[0]), -1))
+    constant = np.asarray(tf.reduce_max(flat, axis=1) <= tf.reduce_min(flat, axis=1))
+    run = np.flatnonzero(~constant)
+    zero_targets = np.unique(targets[constant])
+    where = np.empty(len(targets), np.int64)
+    where[run] = np.arange(len(run))
+    where[constant] = len(run) + np.searchsorted(zero_targets, targets[constant])
+    return run, zero_targets, where
 
 
 def scatter_weights(values: tf.Tensor, keep: tf.Tensor, channels: int) -> tf.Tensor:
@@ -87,7 +109,7 @@ class ScoreCAM(Method):
         self.chunk = positive_int("chunk", chunk)
 
     def map_passes(self, channels: int) -> Passes:
-        """One forward pass for ``A``, one per masked channel."""
+        """One forward pass for ``A``, one per masked channel (at most: constant channels share one)."""
         return Passes(1 + min(channels, self.max_channels or channels))
 
     def setup(self, model: keras.Model, ref: LayerRef | None, batch_shape: tuple[int, ...]) -> None:
@@ -104,15 +126,19 @@ class ScoreCAM(Method):
 
     def channel_weights(self, batch: Batch) -> tf.Tensor:
         keep = self.kept(batch.acts)
-        n_kept = int(keep.shape[1])
-        sample = tf.repeat(tf.range(tf.shape(keep)[0]), n_kept)
+        n_kept, channels = int(keep.shape[1]), int(batch.acts.shape[-1])
+        low = per_channel(batch.acts, keep)
+        sample = np.repeat(np.arange(int(keep.shape[0])), n_kept)
+        targets = np.repeat(np.asarray(batch.targets, np.int32), n_kept)
+        run, zero_targets, where = shared_zero_copies(low, targets)
+        masks = tf.concat([tf.gather(low, run), tf.zeros((len(zero_targets), *low.shape[1:]), low.dtype)], 0)
         scores, probs = masked_scores(self.model(), self.class_scores, self.step_key(),
-                                      pad_batch(batch.inputs, self.size), per_channel(batch.acts, keep), sample,
-                                      tf.repeat(batch.targets, n_kept), min(self.chunk, self.size * n_kept),
-                                      prepare=unit_masks)
+                                      pad_batch(batch.inputs, self.size), masks,
+                                      np.concatenate([sample[run], np.zeros(len(zero_targets), np.int64)]),
+                                      np.concatenate([targets[run], zero_targets]),
+                                      min(self.chunk, self.size * n_kept), prepare=unit_masks)
         if self.weights == "probability":
-            values = tf.reshape(probs, (-1, n_kept))
+            values = tf.reshape(tf.gather(probs, where), (-1, n_kept))
         else:
-            values = tf.nn.softmax(tf.reshape(scores, (-1, n_kept)), axis=1)
-        channels = int(batch.acts.shape[-1])
+            values = tf.nn.softmax(tf.reshape(tf.gather(scores, where), (-1, n_kept)), axis=1)
         return values if n_kept == channels else scatter_weights(values, keep, channels)

@@ -20,7 +20,7 @@ from tf_keras_vis.scorecam import Scorecam
 from tf_keras_vis.utils.scores import CategoricalScore
 
 from camkit.errors import CamkitError
-from camkit.methods import Passes, explain, forward, method_class
+from camkit.methods import Passes, explain, forward, method_class, scorecam
 
 L = keras.layers
 Array = np.ndarray
@@ -194,16 +194,27 @@ def test_against_an_explicit_loop(method: str, kind: str) -> None:
     np.testing.assert_allclose(alone.raw[0], exp.raw[2], rtol=1e-5, atol=1e-6)
 
 
-def test_scorecam_constant_channel_gives_a_zero_mask() -> None:
+def test_scorecam_constant_channels_give_zero_masks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A constant channel's mask is zero (never NaN); such copies are all the zero input: run once per target."""
     case = plain(2)
     weights = case.conv.get_weights()
     weights[0][..., 0], weights[1][0] = 0, 0.7  # A_0 = ReLU(0.7) everywhere: no range
+    weights[0][..., 2], weights[1][2] = 0, -1.0  # A_2 = ReLU(-1) = 0: a dead channel
     case.conv.set_weights(weights)
     x = case.inputs()
-    assert np.ptp(np.asarray(case.acts(x))[..., 0]) == 0
-    exp = explain(case.model, x, method="scorecam", layer="A")
+    acts = np.asarray(case.acts(x))
+    assert np.ptp(acts[..., 0], axis=(1, 2)).max() == 0 and np.ptp(acts[..., 2], axis=(1, 2)).max() == 0
+    assert np.ptp(acts[..., 1], axis=(1, 2)).min() > 0 and np.ptp(acts[..., 3], axis=(1, 2)).min() > 0
+    run: list[int] = []
+    masked_scores = scorecam.masked_scores
+    monkeypatch.setattr(scorecam, "masked_scores", lambda *a, **k: run.append(len(a[4])) or masked_scores(*a, **k))
+    targets = np.array([0, 1, 1])
+    exp = explain(case.model, x, method="scorecam", layer="A", targets=targets, batch_size=2)
+    assert run == [2 * 2 + 2, 2 + 1]  # per batch: two live channels per sample, one zero input per target class
     assert np.isfinite(exp.raw).all() and np.isfinite(exp.maps).all() and exp.maps.max() == pytest.approx(1)
-    np.testing.assert_allclose(exp.raw, ref_scorecam(case, x, exp.targets), rtol=2e-4, atol=1e-5)
+    np.testing.assert_allclose(exp.raw, ref_scorecam(case, x, targets), rtol=2e-4, atol=1e-5)
+    probability = explain(case.model, x, method="scorecam", layer="A", targets=targets, weights="probability")
+    np.testing.assert_allclose(probability.raw, ref_scorecam(case, x, targets, "probability"), rtol=2e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("weights", ["softmax", "probability"])
