@@ -20,7 +20,7 @@ forward passes of 128 copies in batches of each size (the cost per copy that Sco
 ``weights="probability"`` maps against tf-keras-vis's (their upsampling differs: scipy ``zoom(order=1)`` aligns
 corners). The machine's load is not controlled: run it on a quiet machine.
 
-    .venv/bin/python scripts/bench_perturbation.py --images 1 --repeats 3 --json bench_perturbation.json
+    .venv/bin/python scripts/bench_perturbation.py --images 1 --repeats 3 --json bench_perturbation.json --readme
 
 :func:`measure` is what ``scripts/bench_explain.py`` can call; :func:`table` renders its result as Markdown.
 """
@@ -248,6 +248,7 @@ def main() -> None:
     parser.add_argument("--compare", action="store_true", help="check the probability maps against tf-keras-vis")
     parser.add_argument("--size", type=int, default=SIZE, help="image side (a smaller one for a smoke run)")
     parser.add_argument("--json", type=Path, help="write the measurements to this JSON file")
+    parser.add_argument("--readme", action="store_true", help="write the table into README.md's bench block")
     args = parser.parse_args()
     out: dict[str, Any] = {}
     if args.chunks:
@@ -265,6 +266,11 @@ def main() -> None:
         print(json.dumps(out["compare"]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
+    if args.readme and "measure" in out:
+        from camkit.io import replace_marked_block
+
+        replace_marked_block(Path(__file__).resolve().parents[1] / "README.md", "bench_perturbation",
+                             table(out["measure"]))
 
 
 if __name__ == "__main__":

@@ -45,14 +45,14 @@ Edit = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (chunk, *A shape) copies o
 _CACHE: weakref.WeakKeyDictionary[keras.Model, dict[Hashable, Any]] = weakref.WeakKeyDictionary()
 
 
-def _picked(scores: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+def picked_scores(scores: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """The (chunk,) class score and probability of each copy's target."""
     scores = tf.cast(scores, tf.float32)
     return (tf.gather(scores, targets, batch_dims=1),
             tf.gather(tf.nn.softmax(scores, axis=-1), targets, batch_dims=1))
 
 
-def _cached(model: keras.Model, key: Hashable, build: Callable[[weakref.ref], Callable[..., Any]]) -> Any:
+def cached_function(model: keras.Model, key: Hashable, build: Callable[[weakref.ref], Callable[..., Any]]) -> Any:
     runners = _CACHE.setdefault(model, {})
     if key not in runners:
         runners[key] = tf.function(build(weakref.ref(model)), autograph=False, reduce_retracing=True)
@@ -92,11 +92,11 @@ def masked_scores(model: keras.Model, class_scores: ScoreFn, key: Hashable, x: t
             copies = tf.gather(x, sample)
             factors = masks if prepare is None else prepare(masks, tuple(int(d) for d in x.shape[1:-1]))
             copies = copies * tf.cast(factors[..., None], copies.dtype)
-            return _picked(class_scores(model_ref()(copies, training=False)), targets)
+            return picked_scores(class_scores(model_ref()(copies, training=False)), targets)
 
         return run
 
-    fn = _cached(model, ("masked", key, prepare), build)
+    fn = cached_function(model, ("masked", key, prepare), build)
     ints = [tf.cast(sample, tf.int32), tf.cast(targets, tf.int32)]
     return run_chunks(fn, [tf.convert_to_tensor(x, tf.float32)], [tf.cast(masks, tf.float32), *ints], chunk)
 
@@ -137,10 +137,10 @@ def upper_scores(model: keras.Model, path: str, class_scores: ScoreFn, key: Hash
             if len(sink) != 1:
                 raise CamkitError(f"layer: {path!r} is called {len(sink)} times in the forward pass; choose a "
                                   "layer called exactly once")
-            return _picked(class_scores(outputs), targets)
+            return picked_scores(class_scores(outputs), targets)
 
         return run
 
-    fn = _cached(model, ("upper", path, key, edit), build)
+    fn = cached_function(model, ("upper", path, key, edit), build)
     ints = [tf.cast(t, tf.int32) for t in (sample, code, targets)]
     return run_chunks(fn, [tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(acts, tf.float32)], ints, chunk)

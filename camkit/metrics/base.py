@@ -13,7 +13,9 @@ the metric's ``summary_keys``. Adding a metric is one file with a registered sub
 
 ``needs`` comes from :data:`NEEDS`: ``maps`` (the stored maps), ``boxes`` (ground-truth annotations),
 ``labels`` (each image's true class: a ``true`` map column), ``model`` and ``inputs`` (the model and the
-preprocessed images, for metrics that run the model again).
+preprocessed images or series, for metrics that run the model again), ``method`` (the maps' method, its options
+and layer, for metrics that explain again). ``options`` (name -> default) are the settings a metric takes
+(:func:`make_metric` hands each class the ones it declares); they are recorded with the evaluation.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from camkit.data.boxes import Annotation, Box, ClassMap, image_id
 from camkit.errors import CamkitError
 from camkit.metrics.map_boxes import Geometry, Preprocessing, box_from_map, undo_geometry
 
-NEEDS = ("maps", "boxes", "labels", "model", "inputs")
+NEEDS = ("maps", "boxes", "labels", "model", "inputs", "method")
 SummaryValue = float | int | str
 
 
@@ -44,6 +46,15 @@ class BoxSettings:
 
     def as_dict(self) -> dict[str, float]:
         return {"threshold": self.threshold, "iou": self.iou, "pointing_tolerance": self.tolerance}
+
+
+@dataclass(frozen=True)
+class MethodRun:
+    """How the maps were made: the method's registry name, its options and the explained layer."""
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    layer: Any = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,8 @@ class MapBatch:
     skipped: frozenset[str] = frozenset()
     model: Any = None
     inputs: np.ndarray | None = None
+    method: MethodRun | None = None
+    explained: str = "top1"
     _boxes: dict[tuple[int, int], Box] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def column(self, name: str) -> int | None:
@@ -123,6 +136,14 @@ class Metric(ABC):
     summary_keys: ClassVar[tuple[str, ...]] = ()
     columns: ClassVar[tuple[str, ...]] = ()  # per-image record fields, in CSV order
     table: ClassVar[tuple[tuple[str, str], ...]] = ()  # (summary key, header) columns of the command's table
+    options: ClassVar[dict[str, Any]] = {}  # the settings it takes: name -> default
+
+    def __init__(self, **options: Any) -> None:
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise CamkitError(f"metric {self.name}: unknown option {unknown[0]!r} (it takes "
+                              f"{', '.join(self.options) or 'none'})")
+        self.settings = {**self.options, **options}
 
     @abstractmethod
     def evaluate_batch(self, batch: MapBatch) -> dict[str, Any]:
@@ -150,6 +171,11 @@ def register_metric(cls: M) -> M:
         raise ValueError(f"metric {cls.name!r} is registered twice")
     _METRICS[cls.name] = cls
     return cls
+
+
+def make_metric(cls: type[Metric], options: Mapping[str, Any]) -> Metric:
+    """An instance of ``cls`` with the entries of ``options`` it declares (the others are other metrics')."""
+    return cls(**{k: v for k, v in options.items() if k in cls.options and v is not None})
 
 
 def unregister_metric(name: str) -> None:

@@ -12,7 +12,7 @@ Every shown instance gets one figure per centroid ``j`` (``<kind><rank>_<split><
 and the guided counterpart (the one drawn as a guided gradient). Series are drawn as lines coloured by the map,
 one row per channel (guided: each channel by its own values); images as overlays beside the guided gradient. A
 cluster with fewer than 5 members shows the members it has (none: only its centre). ``gradceam.npz`` beside the
-folders holds the shown indices, maps and guided maps; the faithfulness check (``metrics/faithfulness.py``) is
+folders holds the shown indices, maps and guided maps; the faithfulness check (``metrics/cluster_faithfulness.py``) is
 written to ``results/<exp>/faithfulness.json`` and printed.
 """
 
@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from camkit.errors import CamkitError
 from camkit.io import atomic_path, atomic_write_json
 from camkit.methods import explain, method_class, methods
-from camkit.metrics.faithfulness import faithfulness, format_faithfulness
+from camkit.metrics.cluster_faithfulness import faithfulness, format_faithfulness
 from camkit.plots import save_figure
 from camkit.plots.clusters import image_pair_figure, series_pair_figure
 from camkit.workflows.plan import ExplainPlan, ExplainResult

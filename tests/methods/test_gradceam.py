@@ -10,7 +10,7 @@ import tensorflow as tf
 import camkit
 from camkit.errors import CamkitError
 from camkit.methods.gradceam import feature_weights, smooth, smoothing_kernel
-from camkit.metrics.faithfulness import faithfulness
+from camkit.metrics.cluster_faithfulness import faithfulness
 
 T, C, K_CHANNELS, D = 12, 2, 3, 2
 MU = np.array([[0.3, -0.2], [-0.4, 0.5], [0.6, 0.4]], np.float32)
