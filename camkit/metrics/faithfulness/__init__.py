@@ -4,6 +4,6 @@ lists them."""
 # isort: off
 from camkit.metrics.faithfulness import deletion  # noqa: F401
 # isort: on
-from camkit.metrics.faithfulness.base import DIRECTION, Explained, FaithfulnessMetric, Scores
+from camkit.metrics.faithfulness.base import DIRECTION, Curve, Explained, FaithfulnessMetric, Scores
 
-__all__ = ["DIRECTION", "Explained", "FaithfulnessMetric", "Scores"]
+__all__ = ["DIRECTION", "Curve", "Explained", "FaithfulnessMetric", "Scores"]

@@ -17,7 +17,7 @@ from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -25,6 +25,15 @@ from camkit.data.boxes import ClassMap
 from camkit.metrics.base import MapBatch, MethodRun, Metric, SummaryValue
 
 DIRECTION = {True: "higher is better", False: "lower is better"}
+
+
+class Curve(NamedTuple):
+    """A metric's mean curve: ``y`` at ``x``, what each is."""
+
+    x: np.ndarray
+    y: np.ndarray
+    x_label: str
+    y_label: str
 
 
 @dataclass(frozen=True)
@@ -48,13 +57,14 @@ class Explained:
 class Scores:
     """A metric's result on N samples: ``values`` (N,) (its column and summary), more per-sample columns in
     ``extra`` (name -> (N,); declared in the class's ``columns``), an optional ``curve`` (N, P) at ``curve_x``
-    (P,) whose mean the evaluation plots (``curve_label``: what ``curve_x`` is)."""
+    (P,) whose mean the evaluation plots (``curve_label``: what ``curve_x`` is; ``curve_y``: what the curve is)."""
 
     values: np.ndarray
     extra: Mapping[str, np.ndarray] = field(default_factory=dict)
     curve: np.ndarray | None = None
     curve_x: np.ndarray | None = None
     curve_label: str = ""
+    curve_y: str = "probability"
 
 
 class FaithfulnessMetric(Metric):
@@ -90,7 +100,7 @@ class FaithfulnessMetric(Metric):
                                 "sums": {k: float(np.sum(v)) for k, v in fields.items()}}
         if scores.curve is not None:
             part["curve"] = {"x": np.asarray(scores.curve_x, np.float64).tolist(), "label": scores.curve_label,
-                             "sum": np.asarray(scores.curve, np.float64).sum(axis=0).tolist()}
+                             "y": scores.curve_y, "sum": np.asarray(scores.curve, np.float64).sum(axis=0).tolist()}
         return part
 
     def summarise(self, parts: Sequence[dict[str, Any]]) -> dict[str, SummaryValue]:
@@ -98,19 +108,20 @@ class FaithfulnessMetric(Metric):
         return {key: sum(p["sums"][col] for p in parts) / n
                 for key, col in zip(self.summary_keys, self.columns, strict=False)}
 
-    def mean_curve(self, parts: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, str] | None:
-        """(x, the mean curve over every sample, what x is), or None for a metric without a curve."""
+    def mean_curve(self, parts: Sequence[dict[str, Any]]) -> Curve | None:
+        """The mean curve over every sample, or None for a metric without a curve."""
         curves = [p["curve"] for p in parts if "curve" in p]
         if not curves:
             return None
         n = sum(p["n"] for p in parts if "curve" in p)
-        return (np.asarray(curves[0]["x"]), np.sum([c["sum"] for c in curves], axis=0) / n, curves[0]["label"])
+        return Curve(np.asarray(curves[0]["x"]), np.sum([c["sum"] for c in curves], axis=0) / n,
+                     curves[0]["label"], curves[0]["y"])
 
     def files(self, parts: Sequence[dict[str, Any]], variant: str, class_map: ClassMap) -> dict[Path, str]:
         """``curves/<variant>_<name>.csv``: the mean curve, when the metric has one."""
         curve = self.mean_curve(parts)
         if curve is None:
             return {}
-        x, y, label = curve
-        rows = [f"{label or 'x'},{self.name}"] + [f"{a:.6g},{b:.6g}" for a, b in zip(x, y, strict=True)]
+        rows = [f"{curve.x_label or 'x'},{curve.y_label}"] + [f"{a:.6g},{b:.6g}"
+                                                              for a, b in zip(curve.x, curve.y, strict=True)]
         return {Path("curves") / f"{variant}_{self.name}.csv": "\n".join(rows) + "\n"}
