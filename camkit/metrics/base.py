@@ -81,6 +81,7 @@ class MapBatch:
     inputs: np.ndarray | None = None
     method: MethodRun | None = None
     explained: str = "top1"
+    extra: Mapping[str, np.ndarray] = field(default_factory=dict)
     _boxes: dict[tuple[int, int], Box] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def column(self, name: str) -> int | None:
