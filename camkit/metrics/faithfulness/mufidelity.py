@@ -12,16 +12,17 @@ Choices, after the paper and xplique's ``MuFidelity`` (deel-ai/xplique, ``metric
   9, as xplique), a series into ``grid`` segments (xplique's series masks are per time segment AND channel; here a
   segment's channels move together, as every camkit metric). A side shorter than ``grid`` gets one cell per
   position; bands are contiguous and equal up to one position (:func:`camkit.metrics.faithfulness.perturb.cells`).
-- Each subset holds exactly ``k = round(subset · cells)`` cells (``subset`` default 0.2; ``k`` kept within
+- Each subset holds exactly ``k = round(subset · cells)`` cells (halves to even; ``subset`` default 0.2; ``k`` in
   ``1 .. cells − 1``), drawn without replacement: the paper's fixed ``|S| = k``. xplique instead drops each cell
-  with probability ``subset``, so its subset sizes vary; with a fixed size, a constant map says nothing and
-  scores 0 instead of being rewarded for the sizes.
+  with probability ``subset``, so its subset sizes vary and even a constant map correlates with the drops
+  through them; with a fixed size, a constant map over equal cells scores 0.
 - The ``n`` subsets (default 128) are drawn once per evaluation from ``numpy.random.default_rng(seed)`` (``seed``
   default 0): subset ``r``'s cells are the ``k`` first of ``argsort(rng.random((n, cells))[r])``. Every sample
   gets the same subsets, so a sample's value does not depend on its batch.
 - Pearson's correlation, as the paper's ``Corr`` (and xplique's first version; it now uses Spearman's). When
-  either side varies by at most ``1e-6`` of its magnitude over the subsets (a constant map over equal cells, a
-  model blind to the subsets: no correlation is defined), the value is 0 (xplique: NaN -> 0).
+  either side is constant over the subsets, no correlation is defined and the value is 0 (xplique: NaN -> 0): a
+  constant map over equal cells, a model blind to the subsets. Constant means a spread of at most ``1e-6`` of the
+  largest sum, or of the largest probability for the drops (float32 noise of the model).
 - Baseline (``baseline``): ``zero`` by default (as xplique), or ``mean`` / ``blur``. Option ``chunk``.
 """
 
