@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import pytest
+from faithfulness_models import linear_model
 from scipy.special import expit
 
 from camkit.metrics.faithfulness.base import Explained
 from camkit.metrics.faithfulness.deletion import Deletion
 from camkit.metrics.faithfulness.perturb import auc, baseline, ranks, step_counts
-
-W = np.array([1.0, -2.0, 3.0, 0.5])  # class 1's logit minus class 0's, per time step
-
-
-def linear_model() -> keras.Model:
-    """(4, 1) series -> softmax over 2 classes with logits (0, W·x): p(class 1) = sigmoid(W·x)."""
-    inputs = keras.Input((4, 1))
-    flat = keras.layers.Flatten()(inputs)
-    out = keras.layers.Dense(2, activation="softmax")(flat)
-    model = keras.Model(inputs, out)
-    model.layers[-1].set_weights([np.stack([np.zeros(4), W], axis=1).astype(np.float32), np.zeros(2, np.float32)])
-    return model
 
 
 def test_ranks_break_ties_by_position() -> None:

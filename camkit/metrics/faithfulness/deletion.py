@@ -15,16 +15,7 @@ from typing import Any, ClassVar
 
 from camkit.metrics.base import register_metric
 from camkit.metrics.faithfulness.base import Explained, FaithfulnessMetric, Scores
-from camkit.metrics.faithfulness.perturb import CHUNK, auc, baseline, check_baseline, swap_curves
-
-IMAGE_STEPS = 100
-
-
-def default_steps(explained: Explained, steps: int | None) -> int:
-    """``steps``, or the default: 100 for images, the length of a series."""
-    if steps is not None:
-        return steps
-    return explained.spatial[0] if len(explained.spatial) == 1 else IMAGE_STEPS
+from camkit.metrics.faithfulness.perturb import CHUNK, auc, baseline, check_baseline, default_steps, swap_curves
 
 
 @register_metric
@@ -37,7 +28,7 @@ class Deletion(FaithfulnessMetric):
     options: ClassVar[dict[str, Any]] = {"steps": None, "baseline": "zero", "chunk": CHUNK}
 
     def score(self, explained: Explained) -> Scores:
-        steps = default_steps(explained, self.settings["steps"])
+        steps = default_steps(explained.spatial, self.settings["steps"])
         base = baseline(explained.inputs, check_baseline(self.settings["baseline"]))
         curves = swap_curves(explained.model, explained.inputs, base, explained.maps, explained.targets, steps,
                              self.settings["chunk"])

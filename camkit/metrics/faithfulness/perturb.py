@@ -11,7 +11,10 @@
   insertion (the other way round). The copies are made inside ONE ``tf.function`` from the samples, chunk by
   chunk (:func:`camkit.methods.forward.run_chunks`): memory is bounded by the chunk, and S steps cost S forward
   passes plus a gather and a select per copy.
+- :func:`subset_swapped_probabilities`: the same with the positions of a chosen subset of cells (a grid's cells,
+  a series' segments: :func:`cells`) taken from ``other`` — MuFidelity's random subsets, shared by every sample.
 - :func:`copy_probabilities`: the same on copies built outside (ROAD's imputed inputs, the input times its map).
+- :func:`default_steps` and :func:`step_counts`: the steps of a deletion or insertion curve.
 
 The probability is the softmax of the class scores (logits read past a final softmax), as ``camkit explain``.
 """
@@ -35,6 +38,7 @@ BASELINES = ("zero", "mean", "blur")
 BLUR_SIGMA = 0.05  # images: the Gaussian's σ as a fraction of the shorter side
 BLUR_WINDOW = 0.1  # series: the moving average's width as a fraction of the length
 CHUNK = 64  # copies per compiled forward call
+IMAGE_STEPS = 100  # default steps of an image's curve (a series': its length)
 
 
 def class_scores(outputs: Any) -> tf.Tensor:
@@ -93,6 +97,14 @@ def copy_probabilities(model: keras.Model, copies: np.ndarray, targets: np.ndarr
     return np.asarray(got[1], np.float64)
 
 
+def _swapped_scores(model: keras.Model, x: tf.Tensor, other: tf.Tensor, swap: tf.Tensor, sample: tf.Tensor,
+                    targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(traced) The model on ``x[sample]`` with the positions where ``swap`` (chunk, P) taken from ``other[sample]``."""
+    swap = tf.reshape(swap, (-1, *x.shape[1:-1], 1))
+    copies = tf.where(swap, tf.gather(other, sample), tf.gather(x, sample))
+    return picked_scores(class_scores(model(copies, training=False)), targets)
+
+
 def swapped_probabilities(model: keras.Model, x: np.ndarray, other: np.ndarray, rank: np.ndarray,
                           sample: np.ndarray, count: np.ndarray, targets: np.ndarray,
                           chunk: int = CHUNK) -> np.ndarray:
@@ -103,10 +115,7 @@ def swapped_probabilities(model: keras.Model, x: np.ndarray, other: np.ndarray, 
     def build(model_ref: weakref.ref) -> Callable[..., Any]:
         def run(x: tf.Tensor, other: tf.Tensor, rank: tf.Tensor, sample: tf.Tensor, count: tf.Tensor,
                 targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            swap = tf.gather(rank, sample) < count[:, None]
-            swap = tf.reshape(swap, (-1, *x.shape[1:-1], 1))
-            copies = tf.where(swap, tf.gather(other, sample), tf.gather(x, sample))
-            return picked_scores(class_scores(model_ref()(copies, training=False)), targets)
+            return _swapped_scores(model_ref(), x, other, tf.gather(rank, sample) < count[:, None], sample, targets)
 
         return run
 
@@ -114,6 +123,46 @@ def swapped_probabilities(model: keras.Model, x: np.ndarray, other: np.ndarray, 
     shared = [tf.constant(np.asarray(a, np.float32)) for a in (x, other)] + [tf.constant(rank, tf.int32)]
     per_copy = [tf.constant(np.asarray(a), tf.int32) for a in (sample, count, targets)]
     return np.asarray(run_chunks(fn, shared, per_copy, min(chunk, len(sample)))[1], np.float64)
+
+
+def cells(spatial: tuple[int, ...], grid: int) -> np.ndarray:
+    """(P,) int: the cell of each position (row-major) when every axis of ``spatial`` is cut into ``min(grid,
+    side)`` contiguous bands, position ``i`` of a side of length L in band ``floor(i · bands / L)`` (equal bands,
+    or sizes differing by one); cells are numbered row-major over the bands."""
+    bands = [min(grid, side) for side in spatial]
+    index = np.zeros((), np.int64)
+    for side, count in zip(spatial, bands, strict=True):
+        index = index[..., None] * count + np.arange(side) * count // side
+    return index.reshape(-1)
+
+
+def subset_swapped_probabilities(model: keras.Model, x: np.ndarray, other: np.ndarray, cell: np.ndarray,
+                                 subsets: np.ndarray, sample: np.ndarray, subset: np.ndarray, targets: np.ndarray,
+                                 chunk: int = CHUNK) -> np.ndarray:
+    """(M,) the probability of ``targets[i]`` on ``x[sample[i]]`` with the positions whose cell is in
+    ``subsets[subset[i]]`` taken from ``other[sample[i]]``. ``x``, ``other``: (N, *spatial, C); ``cell``: (P,) from
+    :func:`cells`; ``subsets``: (R, cells) bool; ``sample``, ``subset``, ``targets``: (M,) int."""
+
+    def build(model_ref: weakref.ref) -> Callable[..., Any]:
+        def run(x: tf.Tensor, other: tf.Tensor, cell: tf.Tensor, subsets: tf.Tensor, sample: tf.Tensor,
+                subset: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            swap = tf.gather(tf.gather(subsets, subset), cell, axis=1)
+            return _swapped_scores(model_ref(), x, other, swap, sample, targets)
+
+        return run
+
+    fn = cached_function(model, ("faithfulness-subsets",), build)
+    shared = [tf.constant(np.asarray(a, np.float32)) for a in (x, other)]
+    shared += [tf.constant(np.asarray(cell), tf.int32), tf.constant(np.asarray(subsets, bool))]
+    per_copy = [tf.constant(np.asarray(a), tf.int32) for a in (sample, subset, targets)]
+    return np.asarray(run_chunks(fn, shared, per_copy, min(chunk, len(sample)))[1], np.float64)
+
+
+def default_steps(spatial: tuple[int, ...], steps: int | None) -> int:
+    """``steps``, or the default for inputs of ``spatial`` positions: ``IMAGE_STEPS`` for images, a series' length."""
+    if steps is not None:
+        return steps
+    return spatial[0] if len(spatial) == 1 else IMAGE_STEPS
 
 
 def step_counts(positions: int, steps: int) -> np.ndarray:

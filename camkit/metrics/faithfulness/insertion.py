@@ -1,0 +1,38 @@
+"""Insertion (metric ``insertion``): Petsiuk, Das, Saenko, "RISE: Randomized Input Sampling for Explanation of
+Black-box Models", BMVC 2018.
+
+Deletion's mirror: starting from the baseline, the input's positions (pixels, time steps; all channels together)
+are put back in order of decreasing map value, in ``steps`` equal steps (default 100 for images, T for a series of
+length T; ties in the map broken by position order), and the explained class's probability is read after each
+step: ``p_0 = p(baseline), ..., p_S = p(x)``. The score is the area under that curve over the inserted fraction
+0..1 (trapezoid rule): ``Σ_k (p_k + p_{k+1}) / 2S``. Higher is better: a faithful map restores what the model uses
+first. Baseline (``baseline``): ``blur`` by default, as the paper (images: a Gaussian blur, series: a moving
+average; :mod:`camkit.metrics.faithfulness.perturb`), or ``zero`` / ``mean``. Option ``chunk``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from camkit.methods.scorecam import positive_int
+from camkit.metrics.base import register_metric
+from camkit.metrics.faithfulness.base import Explained, FaithfulnessMetric, Scores
+from camkit.metrics.faithfulness.perturb import CHUNK, auc, baseline, check_baseline, default_steps, swap_curves
+
+
+@register_metric
+class Insertion(FaithfulnessMetric):
+    """Area under the probability curve as the most relevant positions are inserted first (higher is better)."""
+
+    name = "insertion"
+    paper = "Petsiuk et al., BMVC 2018"
+    higher_is_better = True
+    options: ClassVar[dict[str, Any]] = {"steps": None, "baseline": "blur", "chunk": CHUNK}
+
+    def score(self, explained: Explained) -> Scores:
+        steps = default_steps(explained.spatial, self.settings["steps"])
+        base = baseline(explained.inputs, check_baseline(self.settings["baseline"]))
+        curves = swap_curves(explained.model, base, explained.inputs, explained.maps, explained.targets, steps,
+                             positive_int("chunk", self.settings["chunk"]))
+        return Scores(auc(curves), curve=curves, curve_x=[k / steps for k in range(steps + 1)],
+                      curve_label="fraction inserted")
