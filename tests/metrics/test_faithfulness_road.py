@@ -142,8 +142,18 @@ def test_noise_is_seeded_per_sample_and_curves_are_shared(monkeypatch: pytest.Mo
     alone = RoadMoRF(**noisy).score(Explained(model, x[1:2], explained.maps[1:2], np.ones(1, np.int64)))
     assert alone.values[0] == pytest.approx(morf.values[1], abs=1e-6)  # independent of the batch
     assert RoadMoRF(noise=0.5, seed=4).score(explained).values.tolist() != morf.values.tolist()
+    assert RoadMoRF(**noisy).score(explained).values.tolist() == morf.values.tolist()
     model.layers[-1].set_weights([np.zeros((10, 2), np.float32), np.zeros(2, np.float32)])
     assert RoadMoRF(**noisy).score(explained).values == pytest.approx([0.5] * 3)  # new weights: computed again
+
+
+def test_each_sample_draws_its_own_noise() -> None:
+    x = np.stack([np.zeros((8, 1)), np.ones((8, 1))]).astype(np.float32)
+    removed = np.zeros((2, 1, 8), bool)
+    removed[:, :, 2:6] = True
+    first, second = (copy - sample for copy, sample in zip(road.imputed_copies(x, removed, road.MORF, 1.0, 0), x,
+                                                            strict=True))
+    assert np.abs(first[2:6] - second[2:6]).min() > 1e-3  # the same mask, independent draws
 
 
 @pytest.mark.parametrize(("option", "value"), [("percentiles", (50, 10)), ("percentiles", (10, 100)),
