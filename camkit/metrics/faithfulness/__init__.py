@@ -3,6 +3,7 @@ lists them."""
 
 # isort: off
 from camkit.metrics.faithfulness import deletion  # noqa: F401
+from camkit.metrics.faithfulness import randomization  # noqa: F401
 # isort: on
 from camkit.metrics.faithfulness.base import DIRECTION, Explained, FaithfulnessMetric, Scores
 
