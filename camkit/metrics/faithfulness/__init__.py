@@ -9,6 +9,7 @@ from camkit.metrics.faithfulness import increase_in_confidence  # noqa: F401
 from camkit.metrics.faithfulness import average_gain  # noqa: F401
 from camkit.metrics.faithfulness import road  # noqa: F401
 from camkit.metrics.faithfulness import mufidelity  # noqa: F401
+from camkit.metrics.faithfulness import randomization  # noqa: F401
 # isort: on
 from camkit.metrics.faithfulness.base import DIRECTION, Curve, Explained, FaithfulnessMetric, Scores
 
