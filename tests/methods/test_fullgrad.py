@@ -151,8 +151,9 @@ def check_against_reference(model: keras.Model, x: np.ndarray, **kwargs) -> None
     exp = explain(model, x, method="fullgrad", batch_size=3, **kwargs)
     assert exp.layer is None and exp.raw.shape == x.shape[:-1] and exp.maps.shape == x.shape[:-1]
     np.testing.assert_array_equal(exp.targets, ref["targets"])
+    # batch_size=3 against the whole batch: float32 sums in another order (|logits| ~ 20: a few 1e-6 apart)
     np.testing.assert_allclose(exp.scores, np.take_along_axis(ref["logits"], ref["targets"][:, None], 1)[:, 0],
-                               rtol=1e-5, atol=1e-6)
+                               rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(exp.raw, reference_raw(ref), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(exp.maps, minmax(reference_raw(ref)), atol=1e-5)
 
