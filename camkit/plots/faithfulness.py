@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -16,6 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from camkit.errors import CamkitError
+from camkit.metrics.faithfulness.randomization import Cascade
 from camkit.plots.common import as_map, map_colorbar, wrap
 from camkit.plots.series import coloured_line
 
@@ -116,3 +118,10 @@ def _draw_curves(ax: Axes, layers: Sequence[str], spearman: Sequence[float], ssi
                       fontsize=8)
     ax.grid(alpha=0.25)
     ax.legend(loc="best", fontsize=9)
+
+
+def illustration_figure(illustration: Any, title: str = "") -> Figure:
+    """The figure of what a faithfulness metric's ``illustration`` returns (chosen by its type)."""
+    if isinstance(illustration, Cascade):
+        return randomization_figure(*illustration, title=title)
+    raise CamkitError(f"plots: no figure for a {type(illustration).__name__}")

@@ -27,9 +27,10 @@ from camkit.data.boxes import ClassMap, image_id
 from camkit.errors import CamkitError
 from camkit.io import check_destination
 from camkit.metrics import BoxSettings, MapBatch, MethodRun, Metric, make_metric, metric_classes
-from camkit.metrics.faithfulness import DIRECTION, FaithfulnessMetric
+from camkit.metrics.faithfulness import DIRECTION, Explained, FaithfulnessMetric
 from camkit.plots import save_figure
 from camkit.plots.curves import curves_figure
+from camkit.plots.faithfulness import illustration_figure
 from camkit.workflows.evaluate import Scoring, evaluate_folder
 from camkit.workflows.localization import MAPS_KEYS, MapsSource
 from camkit.workflows.records import Digests
@@ -166,26 +167,47 @@ def eval_faithfulness(source: MapsSource, run: FaithRun) -> dict[str, Any]:
                                   run.column, dict(run.options))
     result = evaluate_folder(maps, out, scoring, Digests({"model": model_id(model)}), metrics, shard=run.shard,
                              progress=run.progress, overwrite=run.overwrite)
-    result["figures"] = write_figures(result, scoring, out) if result["complete"] and run.n_figures else []
+    result["figures"] = write_figures(result, scoring, maps, out) if result["complete"] and run.n_figures else []
     result["maps"] = maps
     return result
 
 
-def write_figures(result: dict[str, Any], scoring: FaithfulnessScoring, out: Path) -> list[Path]:
-    """``figures/curves.png``: every curve metric's mean curve, a line per variant."""
+def write_figures(result: dict[str, Any], scoring: FaithfulnessScoring, maps: Path, out: Path) -> list[Path]:
+    """``figures/curves.png`` (every curve metric's mean curve, a line per variant) and each metric's own
+    illustration of the first sample per variant (``figures/<metric>_<variant>.png``)."""
+    metrics = [make_metric(cls, scoring.options) for cls in result["metrics"]]
+    parts = {(m.name, v): [p[v]["metrics"][m.name] for p in result["parts"]]
+             for m in metrics for v in result["summary"]}
+    written = []
     curves: dict[str, dict[str, Any]] = {}
-    for cls in result["metrics"]:
-        metric = make_metric(cls, scoring.options)
-        for variant in result["summary"]:
-            curve = metric.mean_curve([p[variant]["metrics"][cls.name] for p in result["parts"]])
-            if curve is not None:
-                curves.setdefault(cls.name, {})[variant] = curve
-    if not curves:
-        return []
-    values = {name: {v: result["summary"][v][name] for v in result["summary"]} for name in curves}
-    directions = {cls.name: DIRECTION[cls.higher_is_better] for cls in result["metrics"]}
-    figure = curves_figure(curves, directions, values, f"{scoring.method.name}: mean curves")
-    return [save_figure(figure, out / "figures" / "curves.png")]
+    for (name, variant), mine in parts.items():
+        curve = next(m for m in metrics if m.name == name).mean_curve(mine)
+        if curve is not None:
+            curves.setdefault(name, {})[variant] = curve
+    if curves:
+        values = {name: {v: result["summary"][v][name] for v in result["summary"]} for name in curves}
+        directions = {m.name: DIRECTION[m.higher_is_better] for m in metrics}
+        figure = curves_figure(curves, directions, values, f"{scoring.method.name}: mean curves")
+        written.append(save_figure(figure, out / "figures" / "curves.png"))
+    return written + illustrations(metrics, parts, scoring, maps, out)
+
+
+def illustrations(metrics: Sequence[Any], parts: Mapping[tuple[str, str], list], scoring: FaithfulnessScoring,
+                  maps: Path, out: Path) -> list[Path]:
+    """Each metric's own figure of the first sample of the first batch, per variant (those that draw one)."""
+    written = []
+    for batch in scoring.batches(MapStore(maps).read(0), 0):
+        first, col = batch.kept[:1], batch.require(scoring.column)
+        explained = Explained(scoring.model, batch.inputs[first], batch.maps[first, col], batch.targets[first, col],
+                              scoring.method, batch.variant)
+        for metric in metrics:
+            shown = metric.illustration(explained, parts[metric.name, batch.variant])
+            if shown is not None:
+                direction = DIRECTION[metric.higher_is_better]
+                title = f"{metric.name}, {direction}: {batch.names[first[0]]} ({batch.variant})"
+                written.append(save_figure(illustration_figure(shown, title),
+                                           out / "figures" / f"{metric.name}_{batch.variant}.png"))
+    return written
 
 
 def result_lines(result: dict[str, Any]) -> list[str]:

@@ -40,13 +40,15 @@ class Curve(NamedTuple):
 class Explained:
     """What a faithfulness metric scores: ``inputs`` (N, *spatial, C) float32 as the model takes them,
     ``maps`` (N, *spatial) in [0, 1] at the input's size, ``targets`` (N,) the explained classes; ``method`` how
-    the maps were made (metrics that explain again)."""
+    the maps were made and ``variant`` which of its map variants they are (metrics that explain again; None: the
+    method's main maps)."""
 
     model: Any
     inputs: np.ndarray
     maps: np.ndarray
     targets: np.ndarray
     method: MethodRun | None = None
+    variant: str | None = None
 
     @property
     def spatial(self) -> tuple[int, ...]:
@@ -91,7 +93,7 @@ class FaithfulnessMetric(Metric):
         col = batch.require(batch.explained)
         explained = Explained(batch.model, np.asarray(batch.inputs[kept], np.float32),
                               np.asarray(batch.maps[kept, col], np.float32),
-                              np.asarray(batch.targets[kept, col], np.int64), batch.method)
+                              np.asarray(batch.targets[kept, col], np.int64), batch.method, batch.variant)
         scores = self.score(explained)
         fields = {self.columns[0]: np.asarray(scores.values, np.float64),
                   **{k: np.asarray(v, np.float64) for k, v in scores.extra.items()}}
@@ -116,6 +118,11 @@ class FaithfulnessMetric(Metric):
         n = sum(p["n"] for p in parts if "curve" in p)
         return Curve(np.asarray(curves[0]["x"]), np.sum([c["sum"] for c in curves], axis=0) / n,
                      curves[0]["label"], curves[0]["y"])
+
+    def illustration(self, explained: Explained, parts: Sequence[dict[str, Any]]) -> Any:
+        """What a figure of this metric shows for the first sample of ``explained`` (``parts``: the evaluation's),
+        drawn by ``camkit.plots.faithfulness.illustration_figure``; None (the default): no figure of its own."""
+        return None
 
     def files(self, parts: Sequence[dict[str, Any]], variant: str, class_map: ClassMap) -> dict[Path, str]:
         """``curves/<variant>_<name>.csv``: the mean curve, when the metric has one."""

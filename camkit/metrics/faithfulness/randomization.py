@@ -49,7 +49,7 @@ import numbers
 import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import keras
 import numpy as np
@@ -171,6 +171,18 @@ def map_ssim(a: np.ndarray, b: np.ndarray) -> float:
                                        win_size=window))
 
 
+class Cascade(NamedTuple):
+    """One sample's cascade for a figure: the input, its map, the layer and the map after each step, and the mean
+    ρ and SSIM per step over every sample."""
+
+    x: np.ndarray
+    original: np.ndarray
+    layers: list[str]
+    maps: np.ndarray
+    spearman: np.ndarray
+    ssim: np.ndarray
+
+
 def method_of(explained: Explained) -> MethodRun:
     if explained.method is None:
         raise CamkitError("randomization: needs the method that made the maps (its name, options and layer)")
@@ -196,7 +208,6 @@ class Randomization(FaithfulnessMetric):
         seed = self.settings["seed"]
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise CamkitError(f"seed: expected a non-negative integer, got {seed!r}")
-        self.variant: str | None = None  # the map variant compared (evaluate_batch: the batch's)
         self._steps: tuple[list[str], np.ndarray] | None = None  # the last score's layers and (N, S) SSIM
 
     def cascade(self, explained: Explained, j: int) -> tuple[list[str], np.ndarray]:
@@ -210,7 +221,7 @@ class Randomization(FaithfulnessMetric):
         x, targets = explained.inputs[samples], explained.targets[samples]
         for path, clone in cascade_models(explained.model, self.settings["layers"], int(self.settings["seed"])):
             exp = explain(clone, x, method=run.name, layer=run.layer, targets=targets, progress=False, **run.options)
-            yield path, np.asarray(exp.variants.get(self.variant, exp.maps))
+            yield path, np.asarray(exp.variants.get(explained.variant, exp.maps))
 
     def score(self, explained: Explained) -> Scores:
         n = len(explained.maps)
@@ -226,7 +237,7 @@ class Randomization(FaithfulnessMetric):
 
     def evaluate_batch(self, batch: MapBatch) -> dict[str, Any]:
         """The base part plus ``steps``: the layer of each step and the per-step SSIM sums."""
-        self.variant, self._steps = batch.variant, None
+        self._steps = None
         part = super().evaluate_batch(batch)
         if self._steps is not None:
             layers, ssim = self._steps
@@ -241,6 +252,14 @@ class Randomization(FaithfulnessMetric):
             return None
         ssim = np.sum([p["steps"]["ssim_sum"] for p in steps], axis=0) / sum(p["n"] for p in steps)
         return list(steps[0]["steps"]["layers"]), curve[1], ssim
+
+    def illustration(self, explained: Explained, parts: Sequence[dict[str, Any]]) -> Cascade | None:
+        """The first sample's cascade with the evaluation's mean curves."""
+        curves = self.step_curves(parts)
+        if curves is None or not len(explained.maps):
+            return None
+        layers, maps = self.cascade(explained, 0)
+        return Cascade(explained.inputs[0], explained.maps[0], layers, maps, curves[1], curves[2])
 
     def files(self, parts: Sequence[dict[str, Any]], variant: str, class_map: ClassMap) -> dict[Path, str]:
         """The base curve file and ``randomization/<variant>.csv``: step, layer, mean ρ, mean SSIM."""
