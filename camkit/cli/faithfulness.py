@@ -24,6 +24,7 @@ from camkit.cli.options import config_option, method_options
 @click.option("--steps", type=int, help="Deletion / insertion steps (default 100 for images, T for series).")
 @click.option("--baseline", type=click.Choice(["zero", "mean", "blur"]),
               help="What removed positions become (default: deletion zero, insertion blur).")
+@click.option("--n-images", type=click.IntRange(min=1), help="With --method: only the first N samples (default all).")
 @click.option("--column", default="top1", show_default=True, help="The map column scored (top1, true, ...).")
 @click.option("--target", help="With --method: map columns to compute (default top1 and --column).")
 @click.option("--option", "-o", "option", multiple=True, metavar="KEY=VALUE", help="A method option, repeatable.")

@@ -44,11 +44,13 @@ IDENTITY = ("sample", "name", "target_label", "target_probability")
 
 @dataclass(frozen=True)
 class FaithRun:
-    """Which metrics and how (``options``: ``steps``, ``baseline``), where the outputs go, shards, resume, figures."""
+    """Which metrics and how (``options``: ``steps``, ``baseline``), which column, how many samples (with
+    ``--method``: the first ``n_images``; None: all), where the outputs go, shards, resume, figures."""
 
     metrics: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     column: str = "top1"
+    n_images: int | None = None
     root: Path = Path(".")
     out: Path | None = None
     shard: str | None = None
@@ -132,7 +134,8 @@ def computed_maps(source: MapsSource, run: FaithRun) -> tuple[Path, Path]:
     maps = run.root / "plots" / name / f"explain_{source.method}"
     target = source.target or ",".join(dict.fromkeys(["top1", run.column]))
     check_destination(maps, "--root")
-    plan = ExplainPlan(spec, source.method, dict(source.options), n_images="all", batch_size=source.batch_size,
+    n_images = "all" if run.n_images is None else run.n_images
+    plan = ExplainPlan(spec, source.method, dict(source.options), n_images=n_images, batch_size=source.batch_size,
                        target=target, save_dir=maps, progress=run.progress, shard=run.shard,
                        overwrite=run.overwrite, target_is_default=source.target is None, n_figures=run.n_figures)
     explain_to_dir(plan)
@@ -150,6 +153,11 @@ def eval_faithfulness(source: MapsSource, run: FaithRun) -> dict[str, Any]:
     for cls in metrics:  # bad option values fail here, before any map is computed
         make_metric(cls, run.options)
     if source.maps is not None:
+        given = [name for name, value in (("-c/--config", source.config), ("--experiment", source.experiment),
+                                          ("--images", source.images), ("--n-images", run.n_images),
+                                          ("--target", source.target)) if value is not None]
+        if given:
+            raise CamkitError(f"{given[0]}: --maps already holds the maps and their inputs; drop it")
         maps = Path(source.maps)
         MapStore(maps, option="--maps").run(MAPS_KEYS)
         default_out = maps / "faithfulness"
