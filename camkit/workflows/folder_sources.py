@@ -139,16 +139,13 @@ class SeriesSource:
     x: np.ndarray
     y_true: np.ndarray
     class_names: list[str]
+    names: list[str]
     kind: str = "series"
     item: str = "series"
 
     @property
     def where(self) -> str:
         return self.dataset
-
-    @property
-    def names(self) -> list[str]:
-        return [f"{self.split}_{i:05d}" for i in range(len(self.x))]
 
     def settings(self) -> dict[str, Any]:
         return {"kind": self.kind, "dataset": self.dataset, "split": self.split, "znorm": self.znorm}
@@ -177,25 +174,24 @@ def folder_count(plan: ExplainPlan) -> int | None:
     return None if plan.n_images in (None, "all") else int(plan.n_images)
 
 
-def series_source(data: Mapping[str, Any], split: str, count: int | None,
-                  model: keras.Model | None) -> tuple[SeriesSource, list[str]]:
-    """The first ``count`` series of ``split`` (all when None) with the dataset's class names; ``data``: the
-    ``dataset`` (a name or a folder), its ``root`` and ``znorm``."""
+def series_source(data: Mapping[str, Any], split: str, count: int | None, model: keras.Model | None) -> SeriesSource:
+    """The first ``count`` series of ``split`` (all when None), named ``<split>_IIIII``, with the dataset's class
+    names; ``data``: the ``dataset`` (a name or a folder), its ``root`` and ``znorm``."""
     from camkit.data.timeseries import resolve_dataset_dir
 
     inputs = load_series(dict(data), split, count, model)
     folder = resolve_dataset_dir(data["dataset"], data["root"])
-    source = SeriesSource(folder, inputs.source, split, bool(data.get("znorm")), inputs.x, inputs.extra["y_true"],
-                          [])
-    return source, list(inputs.class_names or [])
+    return SeriesSource(folder, inputs.source, split, bool(data.get("znorm")), inputs.x, inputs.extra["y_true"],
+                        list(inputs.class_names or []), [f"{split}_{i:05d}" for i in range(len(inputs.x))])
 
 
 def open_series(plan: ExplainPlan, resolved: Resolved, model: keras.Model, n_classes: int) -> SeriesSource:
     """The plan's series, their classes named (``--labels``, or the dataset's, one per model output)."""
     if plan.source.image_size is not None:
         raise CamkitError("--image-size is for images; time series keep their length")
-    source, found = series_source(resolved.data, plan.source.split, folder_count(plan), model)
-    return replace(source, class_names=dataset_class_names(n_classes, plan.source, found, source.dataset))
+    source = series_source(resolved.data, plan.source.split, folder_count(plan), model)
+    return replace(source, class_names=dataset_class_names(n_classes, plan.source, source.class_names,
+                                                           source.dataset))
 
 
 def open_images(plan: ExplainPlan, resolved: Resolved, model: keras.Model, n_classes: int, columns: Sequence[str],

@@ -88,7 +88,7 @@ class StoredInputs:
         data = {"dataset": str(self.folder), "root": str(self.folder.parent), "znorm": self.settings["znorm"]}
         if not self.folder.is_dir():
             raise CamkitError(f"{self.store.shown}: the dataset folder {self.folder} is gone")
-        source, _ = series_source(data, self.settings["split"], self.settings["n_images"], None)
+        source = series_source(data, self.settings["split"], self.settings["n_images"], None)
         if array_digest(source.x, source.y_true) != self.inputs.get("series"):
             split = self.settings["split"]
             raise CamkitError(f"{self.store.shown}: the {split} series of {self.folder} changed (their values or "
