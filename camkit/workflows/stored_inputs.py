@@ -7,7 +7,8 @@ channels and preprocessing (``ImageFolder.dataset``), series sliced from the rec
 Nothing that changed since the maps were written is used: an image whose bytes differ from its digest in the
 store's ``inputs.json`` (or that is gone), a split whose values or labels differ from ``run.json``'s
 ``inputs.series``, a model file whose digest differs from ``inputs.model`` is refused with one line naming the
-store and what changed; so is a store without ``source.json``.
+store and what changed; so is a store without ``source.json``. A model given instead (``--model-path``) must be
+the recorded file.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from camkit.errors import CamkitError
 from camkit.workflows.folder import SOURCE
 from camkit.workflows.folder_sources import ImageInput, series_source
 from camkit.workflows.records import array_digest, file_digest
-from camkit.workflows.sources import load_explained_model
+from camkit.workflows.sources import load_explained_model, model_id
 from camkit.workflows.store import MapStore
 
 KINDS = ("images", "series")
@@ -129,15 +130,25 @@ class StoredInputs:
                               "be read")
         return x
 
-    def model(self) -> keras.Model | None:
-        """The model the maps were made with, loaded from the recorded file; None when it was an in-memory model.
-        A model file that changed since (its digest differs from ``inputs.model``) or is gone is refused."""
+    def model(self, given: str | Path | keras.Model | None = None) -> keras.Model | None:
+        """The model the maps were made with: ``given`` (``--model-path``: a file must be the recorded one, an
+        in-memory model is taken as it is), else loaded from the recorded file; None when the maps were made with an
+        in-memory model and none is given. A recorded file that changed since (its digest differs from
+        ``inputs.model``) or is gone is refused."""
+        recorded = str(self.inputs.get("model", ""))
+        if isinstance(given, keras.Model):
+            return given
+        if given is not None:
+            if recorded.startswith("sha1:") and model_id(given) != recorded:
+                raise CamkitError(f"--model-path {given}: not the model the maps of {self.store.folder} were made "
+                                  "with (its digest differs from their run.json's inputs.model)")
+            return load_explained_model(given)
         path = self.source.get("model")
         if path is None:
             return None
         if not Path(path).is_file():
             raise CamkitError(f"{self.store.shown}: the model file {path} is gone since these maps were written")
-        if file_digest(path) != self.inputs.get("model"):
+        if file_digest(path) != recorded:
             raise CamkitError(f"{self.store.shown}: the model file {path} changed since these maps were written")
         return load_explained_model(path)
 

@@ -116,8 +116,19 @@ def test_a_changed_or_removed_image_is_refused(images, tmp_path) -> None:
 
 def test_a_changed_model_file_is_refused(images, tmp_path) -> None:
     _, model_file, maps = copied(images, tmp_path)
+    original = tmp_path / "original.keras"
+    shutil.copy(model_file, original)
     keras.utils.set_random_seed(1)
     camkit.build_model("small-gap-cnn", (*SIZE, 3), 2).save(model_file)  # the same architecture, other weights
+    stored = StoredInputs.open(maps)
+    with pytest.raises(CamkitError) as exc:
+        stored.model(model_file)
+    one_line(exc, f"--model-path {model_file}: not the model the maps of {maps} were made with")
+    x = stored.batch(0)
+    np.testing.assert_array_equal(stored.model(original).predict(x, verbose=0),
+                                  camkit.load_model(original, compile=False).predict(x, verbose=0))
+    in_memory = camkit.load_model(model_file, compile=False)
+    assert stored.model(in_memory) is in_memory
     with pytest.raises(CamkitError) as exc:
         model_for(maps)
     one_line(exc, f"--maps {maps}: the model file {model_file} changed since these maps were written")
