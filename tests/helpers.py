@@ -68,3 +68,15 @@ def refused(args: list, culprit: str, *keep: Path) -> str:
     assert culprit in lines[0], (culprit, lines[0])
     assert snapshot(*keep) == before, "files under the kept folders changed"
     return lines[0]
+
+
+def tiny_fcn(length: int, n_classes: int, seed: int = 0):
+    """A tiny FCN for ``(length, 1)`` series: two Conv1D(8) + ReLU blocks, GAP, a softmax Dense; seeded weights."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((length, 1), name="series")
+    x = keras.layers.Conv1D(8, 5, padding="same", activation="relu", name="block1_conv")(inputs)
+    x = keras.layers.Conv1D(8, 3, padding="same", activation="relu", name="block2_conv")(x)
+    x = keras.layers.GlobalAveragePooling1D(name="gap")(x)
+    return keras.Model(inputs, keras.layers.Dense(n_classes, activation="softmax", name="predictions")(x))

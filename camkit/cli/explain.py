@@ -28,15 +28,15 @@ SOURCE_KEYS = ("experiment", "dataset", "images", "data_root", "split", "preproc
 @click.option("--layer-backcount", "layer_backcount", metavar="N [N ...]",
               help="Conv layer(s) counted from the end, 1 = last; several: the first image at each layer.")
 @click.option("--n-images", help="How many images or series to explain (default 8), or all: a whole image folder "
-                                  "batch by batch into SAVE_DIR/batches/ (the default for methods that stream, "
-                                  "e.g. augmented-gradcam).")
+                                  "or series split batch by batch into SAVE_DIR/batches/ (the default for methods "
+                                  "that stream, e.g. augmented-gradcam).")
 @click.option("--target", help="predicted (default), lowest, topK (e.g. top3), a class index, true (the class "
                                "folder or series label) or a comma list (top5,true).")
 @click.option("--option", "-o", "option", multiple=True, metavar="KEY=VALUE",
               help="A method option, repeatable (e.g. -o n_augment=100 -o aggregate=all).")
 @click.option("--shard", metavar="I/N", help="Whole-folder runs: compute only batches b with b mod N = I (0 <= I < N).")
 @click.option("--n-figures", type=int, default=8, show_default=True, help="Whole-folder runs: figures for the first "
-                                                                          "this many images.")
+                                                                          "this many images or series.")
 @click.option("--overwrite", is_flag=True, help="Whole-folder runs: replace an earlier run with other settings in "
                                                 "SAVE_DIR (default: refuse; same settings resume).")
 @click.option("--labels", "labels", type=click.Path(path_type=Path), help="Class names: {0: 'cat', ...}, one a line "

@@ -1,4 +1,5 @@
-"""A stored batch's image with every map variant over it, each with its box (and the ground truth when given)."""
+"""A stored batch's image with every map variant over it, each with its box (and the ground truth when given);
+a stored batch's series coloured by every map variant."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from camkit.metrics.map_boxes import Preprocessing, box_from_map
-from camkit.plots.explain import class_text
+from camkit.plots.explain import class_name, class_text, column_title
 from camkit.plots.maps import Panel, panels_figure
+from camkit.plots.series import series_figure, series_grid_figure
 
 
 def variant_figure(image: np.ndarray, arrays: Mapping[str, Any], j: int, threshold: float,
@@ -29,3 +31,28 @@ def variant_figure(image: np.ndarray, arrays: Mapping[str, Any], j: int, thresho
     probs[arrays["top5"][j]] = arrays["top5_probs"][j]
     target = int(arrays["targets"][j, column])
     return panels_figure(image, panels, f"{arrays['names'][j]}: {class_text(arrays['class_names'], target, probs)}")
+
+
+def stored_target(arrays: Mapping[str, Any], j: int, column: int) -> str:
+    """``top-1: class 2 (71.3%)``: sample ``j``'s explained class in ``column`` with the model's probability."""
+    probs = np.zeros(len(arrays["class_names"]))
+    probs[arrays["top5"][j]] = arrays["top5_probs"][j]
+    target = int(arrays["targets"][j, column])
+    return f"{column_title(str(arrays['columns'][column]))}: {class_text(arrays['class_names'], target, probs)}"
+
+
+def series_variant_figure(series: np.ndarray, arrays: Mapping[str, Any], j: int, titles: Mapping[str, str],
+                          column: int = 0) -> Figure:
+    """Series ``j`` of a batch file (``series`` (T, C)) coloured by every map variant of ``column`` (one panel per
+    variant, titled by ``titles``, variant name -> title)."""
+    variants = [str(v) for v in arrays["variants"]]
+    maps = [arrays[f"maps_{v}"][j, column].astype(np.float32) for v in variants]
+    y_true = int(arrays["y_true"][j])
+    true = f" · true {class_name(arrays['class_names'], y_true)}" if y_true >= 0 else ""
+    head = f"{arrays['names'][j]}{true} · {stored_target(arrays, j, column)}"
+    if len(maps) == 1:
+        return series_figure(series, maps[0], title=f"{head}\n{titles.get(variants[0], variants[0])}")
+    figure = series_grid_figure([series] * len(maps), maps, [titles.get(v, v) for v in variants],
+                                ncols=min(3, len(maps)))
+    figure.suptitle(head, fontsize=12)
+    return figure

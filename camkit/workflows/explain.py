@@ -2,9 +2,10 @@
 
 :func:`explain_to_dir` runs an :class:`~camkit.workflows.plan.ExplainPlan`. What the method declares decides the
 route: a clustering method (``task == "cluster"``) draws a clustering experiment's figures (``clusters.py``); an
-image folder with ``--n-images all``, a ``--shard`` or a method that ``streams`` is explained batch by batch into
-the map store (``folder.py``); anything else is a small run written here. Nothing is written before every map is
-computed, and every file is written atomically, so a user error leaves nothing behind.
+image folder or a time-series split with ``--n-images all``, a ``--shard`` or a method that ``streams`` is
+explained batch by batch into the map store (``folder.py``); anything else is a small run written here. Nothing
+is written before every map is computed, and every file is written atomically, so a user error leaves nothing
+behind.
 
 ``explanation.npz`` (strings are NumPy unicode arrays, no pickle), N samples, C classes:
 
@@ -48,6 +49,7 @@ from camkit.workflows.sources import (
     Inputs,
     Resolved,
     class_names_for,
+    dataset_class_names,
     load_explained_model,
     load_image_inputs,
     load_series,
@@ -74,20 +76,18 @@ def explain_to_dir(plan: ExplainPlan) -> ExplainResult:
     kind, kinds = "images" if resolved.is_images else "series", method_class(plan.method).input_kinds
     if kind not in kinds:
         raise CamkitError(f"--method {plan.method}: it explains {' and '.join(kinds)}, not {kind}")
-    if streamed(plan, resolved):
+    if streamed(plan):
         if len(plan.layer_backcount) > 1 or plan.layout == "notebook":
             raise CamkitError("a whole-folder run explains one layer with one method: drop --layer-backcount / "
                               "--layout notebook")
         return explain_folder(plan, resolved)
-    if plan.shard is not None:
-        raise CamkitError("--shard splits an image folder's batches: it needs --images")
     return explain_small(plan, resolved)
 
 
-def streamed(plan: ExplainPlan, resolved: Resolved) -> bool:
-    """Images explained batch by batch into the store: all of them, a shard, or a method that streams."""
-    return resolved.is_images and (plan.shard is not None or plan.n_images == "all"
-                                   or method_class(plan.method).streams)
+def streamed(plan: ExplainPlan) -> bool:
+    """Images or series explained batch by batch into the store: all of them, a shard, or a method that streams
+    (``--n-images N`` with none of these is a small run of the first N)."""
+    return plan.shard is not None or plan.n_images == "all" or method_class(plan.method).streams
 
 
 def layout_of(plan: ExplainPlan, images: bool) -> str:
@@ -117,11 +117,9 @@ def load_inputs(plan: ExplainPlan, resolved: Resolved, model: keras.Model) -> In
 
 def class_names(plan: ExplainPlan, inputs: Inputs, n_classes: int) -> list[str]:
     """The model's class names (``--labels``, ``--imagenet-labels``, the dataset's or the class folders')."""
-    found = inputs.class_names
-    spec = plan.source
-    if inputs.kind == "timeseries" and spec.labels is None and not spec.imagenet_labels and len(found) != n_classes:
-        raise CamkitError(f"--dataset: {inputs.source} has {len(found)} classes but the model has {n_classes} outputs")
-    names = class_names_for(n_classes, spec.labels, spec.imagenet_labels, found)
+    found, spec = inputs.class_names, plan.source
+    names = (dataset_class_names(n_classes, spec, found, inputs.source) if inputs.kind == "timeseries" else
+             class_names_for(n_classes, spec.labels, spec.imagenet_labels, found))
     if "true_names" in inputs.extra and set(inputs.extra["true_names"]) <= set(names):
         inputs.extra["y_true"] = np.array([names.index(t) for t in inputs.extra["true_names"]])
     return names

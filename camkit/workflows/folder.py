@@ -1,34 +1,44 @@
-"""Explaining a whole image folder: streamed into the map store, one ``.npz`` per batch, resumable, shardable.
+"""Explaining a whole image folder or time-series split: into the map store, one ``.npz`` per batch, resumable,
+shardable.
 
 ``camkit explain --images DIR --n-images all`` (the default for methods that ``stream``) lists the readable images
-of DIR in file order, cuts the list into batches of ``--batch-size`` (batch ``b`` = images ``b·B .. b·B + B − 1``),
-and writes under the save folder (a :class:`~camkit.workflows.store.MapStore`):
+of DIR in file order; ``camkit explain -c CONFIG --n-images all`` on a time-series experiment (or ``--dataset``)
+takes the series of its ``--split`` in order. ``--n-images N`` with ``--shard`` or a streaming method keeps the
+first N. The list is cut into batches of ``--batch-size`` (batch ``b`` = samples ``b·B .. b·B + B − 1``), read
+by a :class:`~camkit.workflows.folder_sources.BatchSource` (images streamed from their files, series sliced from
+the loaded split), and written under the save folder (a :class:`~camkit.workflows.store.MapStore`):
 
-- ``run.json``: ``settings`` (method and its options, layer, target columns, batch size, input size,
-  preprocessing, class names, image count) and ``inputs``: the digests of the model file, of the image files'
-  names and contents (``inputs.json``: each image's) and of their true classes (from the class folders or the
-  annotations). A rerun into the same folder must use the same settings and inputs (or ``--overwrite``): a
-  replaced image is refused by name. The targets are checked and the run is recorded only just before its first
-  batch is written, so a run that fails leaves no ``run.json``;
-- ``batches/batch_BBBBB.npz`` + ``.sha1``, one per batch; ``source.json`` (the image folder, for figures);
+- ``run.json``: ``settings`` (method and its options, layer, target columns, batch size, class names, sample
+  count ``n_images``, and the data: ``kind`` ``images`` with the input size, channels and preprocessing, or
+  ``kind`` ``series`` with the dataset's name, split and ``znorm``) and ``inputs``: the digests of the model file
+  and of the data (images: the files' names and contents, ``inputs.json`` holding each image's, and their true
+  classes from the class folders or the annotations; series: the explained series' values and labels). A rerun
+  into the same folder must use the same settings and inputs (or ``--overwrite``): a replaced image is refused by
+  name. The targets are checked and the run is recorded only just before its first batch is written, so a run
+  that fails leaves no ``run.json``;
+- ``batches/batch_BBBBB.npz`` + ``.sha1``, one per batch; ``source.json``: where the inputs were read from
+  (``folder``: the image folder or the dataset's folder) and ``model``: the model file's path (null for an
+  in-memory model), for figures and :mod:`camkit.workflows.stored_inputs`;
 - ``figures/image_IIIII.png`` for the first ``n_figures`` images: the image with every map variant over it
   (e.g. augmented Grad-CAM: single | max | avg | super-resolution), each with its box (largest component of the
-  map above the method's ``box_threshold`` of its max) in the image's own pixels.
+  map above the method's ``box_threshold`` of its max) in the image's own pixels; ``figures/series_IIIII.png``
+  for series: the series coloured by every variant.
 
-A batch file holds (B images, K target columns, strings as NumPy unicode): ``names`` (B,) paths relative to
-DIR, ``indices`` (B,) positions in the listing, ``y_true`` (B,) class index from the class folder (−1 unknown),
-``top5`` / ``top5_probs`` (B, ≤5) the model's best classes, ``columns`` (K,) (``top1``, ``top2``, ..., ``lowest``,
-``true``, ``class<k>``), ``targets`` / ``scores`` (B, K) the explained class and its logit, ``variants`` (A,) map
-names (the method's variants, else the method's name), ``layer``, and for each variant ``maps_<variant>``
-(B, K, H, W) float16 in [0, 1] at the model's input size; the method's per-sample statistics (e.g.
+A batch file holds (B samples, K target columns, strings as NumPy unicode): ``names`` (B,) image paths relative to
+DIR, or ``<split>_IIIII`` for series (``test_00000``), ``indices`` (B,) positions in the listing, ``y_true`` (B,)
+class index from the class folder or the series' label (−1 unknown), ``top5`` / ``top5_probs`` (B, ≤5) the
+model's best classes, ``columns`` (K,) (``top1``, ``top2``, ..., ``lowest``, ``true``, ``class<k>``), ``targets``
+/ ``scores`` (B, K) the explained class and its logit, ``variants`` (A,) map names (the method's variants, else
+the method's name), ``layer``, ``class_names``, and for each variant ``maps_<variant>`` (B, K, H, W) at the
+model's input size, or (B, K, T) for series, float16 in [0, 1]; the method's per-sample statistics (e.g.
 ``sr_iterations``, ``sr_objective``, ``sr_gap``) as (B, K).
 
-Column ``true`` reuses the ``top1`` maps of the images whose true class is predicted and explains only the others.
+Column ``true`` reuses the ``top1`` maps of the samples whose true class is predicted and explains only the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,27 +46,18 @@ from typing import Any
 import keras
 import numpy as np
 
-from camkit.errors import CamkitError
 from camkit.io import atomic_write_json
 from camkit.methods import Explanation, explain, method_class
 from camkit.methods.targets import parse_targets
 from camkit.plots import save_figure
-from camkit.plots.variants import variant_figure
+from camkit.workflows.folder_sources import BatchSource, TrueLabels, open_images, open_series
 from camkit.workflows.plan import ExplainPlan, ExplainResult, check_model_options
-from camkit.workflows.records import Digests, digest_files, value_digest
-from camkit.workflows.sources import (
-    Resolved,
-    class_names_for,
-    image_input,
-    load_explained_model,
-    load_image_files,
-    model_id,
-    probabilities,
-)
+from camkit.workflows.records import Digests
+from camkit.workflows.sources import Resolved, load_explained_model, model_id, probabilities
 from camkit.workflows.store import MapStore, Shard, run_batches
 
 N_TOP = 5
-TrueLabels = Callable[[Sequence[str]], dict[str, int]]
+SOURCE = "source.json"
 
 
 @dataclass(frozen=True)
@@ -122,125 +123,87 @@ def batch_arrays(call: BatchCall, x: np.ndarray, columns: Sequence[str], y_true:
 
 @dataclass(frozen=True)
 class FolderJob:
-    """A folder run resolved: the image files, the model, the columns, the store and the figures to draw."""
+    """A whole-folder run resolved: where its batches come from, the model call, the columns, the figures."""
 
-    files: list[Path]
-    names: list[str]
-    labels: list[int]
-    class_names: list[str]
-    y_true: np.ndarray
+    source: BatchSource
     call: BatchCall
     columns: list[str]
-    input: tuple[tuple[int, int], int, Any]  # (size, channels, preprocessing)
     figures: tuple[int, str, Path]  # (how many, format, folder)
     written: list[Path]  # the figures drawn by this run
 
+    def rows(self, b: int) -> range:
+        """The samples of batch ``b``."""
+        return range(b * self.call.batch_size, min((b + 1) * self.call.batch_size, len(self.source.names)))
 
-def stream(job: FolderJob, folder_root: Path, todo: list[int], batch_size: int) -> Iterator[tuple[int, dict]]:
-    """Compute the batches ``todo`` in order, streaming only their images; draw the first images' figures."""
-    from camkit.data.images import ImageFolder
 
-    rows = [r for b in todo for r in range(b * batch_size, min((b + 1) * batch_size, len(job.names)))]
-    size, channels, preprocess = job.input
-    pending = ImageFolder(folder_root, [job.files[r] for r in rows], [job.labels[r] for r in rows], None)
-    images = pending.dataset(size, batch_size=batch_size, preprocess=preprocess, channels=channels) if rows else []
-    for b, (x, _) in zip(todo, images, strict=False):
-        lo, hi = b * batch_size, min((b + 1) * batch_size, len(job.names))
-        x = np.asarray(x, np.float32)
-        if len(x) != hi - lo:
-            raise CamkitError(f"--images: an image of batch {b} ({job.names[lo]} .. {job.names[hi - 1]}) became "
-                              "unreadable while explaining")
-        arrays = batch_arrays(job.call, x, job.columns, job.y_true[lo:hi])
-        arrays.update(names=job.names[lo:hi], indices=np.arange(lo, hi), class_names=job.class_names)
+def stream(job: FolderJob, todo: list[int]) -> Iterator[tuple[int, dict]]:
+    """Compute the batches ``todo`` in order, reading only their inputs; draw the first samples' figures."""
+    source = job.source
+    parts = [job.rows(b) for b in todo]
+    for b, rows, x in zip(todo, parts, source.batches(parts, job.call.batch_size), strict=True):
+        arrays = batch_arrays(job.call, x, job.columns, source.y_true[rows.start : rows.stop])
+        arrays.update(names=source.names[rows.start : rows.stop], indices=np.arange(rows.start, rows.stop),
+                      class_names=source.class_names)
         yield b, arrays
         draw_figures(job, arrays)  # once the batch is written (the run is recorded before its first figure)
 
 
 def draw_figures(job: FolderJob, arrays: dict[str, Any]) -> None:
-    """The first ``n_figures`` images of the listing that fall in this batch: every variant with its box."""
-    from camkit.data.images import load_original
-
+    """The first ``n_figures`` samples of the run that fall in this batch: every variant (with its box)."""
     n_figures, fmt, folder = job.figures
     cls = method_class(job.call.method)
+    titles = {**cls.variants, job.call.method: cls.title}
     for j, index in enumerate(arrays["indices"]):
         if index >= n_figures:
             break
-        figure = variant_figure(load_original(job.files[index]), arrays, j, cls.box_threshold,
-                                titles={**cls.variants, job.call.method: cls.title})
-        job.written.append(save_figure(figure, folder / f"image_{index:05d}.{fmt}"))
+        figure = job.source.figure(int(index), arrays, j, titles, cls.box_threshold)
+        job.written.append(save_figure(figure, folder / f"{job.source.item}_{index:05d}.{fmt}"))
 
 
-def true_classes(folder: Any, names: list[str], class_names: list[str], true_labels: TrueLabels | None) -> np.ndarray:
-    """Each image's true class index: from its class folder, or from ``true_labels`` (e.g. annotations)."""
-    if true_labels is not None:
-        from camkit.data.boxes import image_id
-
-        by_id = true_labels(class_names)
-        return np.array([by_id.get(image_id(name), -1) for name in names], np.int64)
-    return np.array([class_names.index(folder.class_names[y]) if y >= 0 and folder.class_names[y] in class_names
-                     else -1 for y in folder.labels], np.int64)
-
-
-def check_truth(columns: Sequence[str], names: Sequence[str], y_true: np.ndarray, from_annotations: bool) -> None:
-    """A ``true`` column needs every image's class: refused before anything is computed or written."""
-    unknown = [n for n, y in zip(names, y_true, strict=True) if y < 0]
-    if "true" in columns and unknown:
-        where = ("have no annotated label among the model's classes" if from_annotations else
-                 "are not in a class folder named after a model class")
-        raise CamkitError(f"--target true: {len(unknown)} of {len(names)} images {where} (e.g. {unknown[0]}); "
-                          "explain them without the column true")
-
-
-def prepare(plan: ExplainPlan, resolved: Resolved, true_labels: TrueLabels | None) -> tuple[FolderJob, Path, Any]:
-    """Load the model and list the images, check the targets; the job, the save folder and the listed folder."""
-    from camkit.data.splits import PREPROCESSORS
-
+def prepare(plan: ExplainPlan, resolved: Resolved, true_labels: TrueLabels | None) -> tuple[FolderJob, Path]:
+    """Load the model and list the images or series, check the targets; the job and the save folder."""
     model = load_explained_model(resolved.model)
-    size, channels = image_input(model, plan.source.image_size)
-    count = None if plan.n_images in (None, "all") else int(plan.n_images)
-    where, folder = load_image_files(resolved.data, plan.source.split, 2**62 if count is None else count)
-    base = folder.root if Path(where).is_dir() else Path(where).parent
-    names = [p.relative_to(base).as_posix() for p in folder.files]
     n_classes = int(keras.tree.flatten(model.outputs)[0].shape[-1])
     check_model_options(plan, model, n_classes)
-    spec = plan.source
-    class_names = class_names_for(n_classes, spec.labels, spec.imagenet_labels, folder.class_names or None)
+    columns = parse_targets(plan.target, n_classes).names
+    source = (open_images(plan, resolved, model, n_classes, columns, true_labels) if resolved.is_images
+              else open_series(plan, resolved, model, n_classes))
     save_dir = Path(plan.save_dir) if plan.save_dir is not None else (
-        Path(spec.root) / "plots" / resolved.name / f"explain_{plan.method}")
-    preprocess = PREPROCESSORS.get(resolved.data["preprocess"], resolved.data["preprocess"])
-    job = FolderJob(folder.files, names, folder.labels, class_names,
-                    true_classes(folder, names, class_names, true_labels),
-                    BatchCall(model, plan.method, plan.layer_ref, dict(plan.options), plan.batch_size),
-                    parse_targets(plan.target, n_classes).names, (size, channels, preprocess),
-                    (plan.n_figures, plan.fmt, save_dir / "figures"), [])
-    check_truth(job.columns, names, job.y_true, true_labels is not None)
-    return job, save_dir, (where, base)
+        Path(plan.source.root) / "plots" / resolved.name / f"explain_{plan.method}")
+    job = FolderJob(source, BatchCall(model, plan.method, plan.layer_ref, dict(plan.options), plan.batch_size),
+                    columns, (plan.n_figures, plan.fmt, save_dir / "figures"), [])
+    return job, save_dir
+
+
+def model_path(model: Any) -> str | None:
+    """A model file's absolute path (for ``source.json``); None for an in-memory model."""
+    return str(Path(model).resolve()) if isinstance(model, (str, Path)) else None
 
 
 def explain_folder(plan: ExplainPlan, resolved: Resolved, true_labels: TrueLabels | None = None,
                    option: str = "--save-dir") -> ExplainResult:
-    """Explain every image of the plan's folder into its store (the module docstring); resumable and shardable.
+    """Explain every image of the plan's folder, or every series of its split, into its store (the module
+    docstring); resumable and shardable.
 
     ``option``: how error lines name the save folder (the command's option for it; "" names the folder only)."""
     model_digest = model_id(resolved.model)  # hashed before loading: a retrained model is told apart
-    job, save_dir, (where, base) = prepare(plan, resolved, true_labels)
-    store = MapStore(save_dir, option=option)
+    job, save_dir = prepare(plan, resolved, true_labels)
+    source, store = job.source, MapStore(save_dir, option=option)
     settings = {"method": plan.method, "options": plan.options, "columns": job.columns, "layer": plan.layer_ref,
-                "batch_size": plan.batch_size, "input_size": list(job.input[0]), "n_images": len(job.names),
-                "preprocess": resolved.data["preprocess"], "class_names": job.class_names}
-    digest, files = digest_files(job.files, base)
-    inputs = {"model": model_digest, "images": digest, "true_classes": value_digest(job.y_true)}
-    opening = store.prepare(settings, Digests(inputs, {"images": files}), plan.overwrite,
-                            clear=[save_dir / "figures", save_dir / "source.json"])
-    n_batches = -(-len(job.names) // plan.batch_size)
+                "batch_size": plan.batch_size, "n_images": len(source.names), "class_names": source.class_names,
+                **source.settings()}
+    data = source.digests()
+    opening = store.prepare(settings, Digests({"model": model_digest, **data.values}, data.files), plan.overwrite,
+                            clear=[save_dir / "figures", save_dir / SOURCE])
+    n_batches = -(-len(source.names) // plan.batch_size)
     shard = Shard.parse(plan.shard)
-    run = run_batches(opening, n_batches, shard, lambda todo: stream(job, base, todo, plan.batch_size),
-                      progress=plan.progress, desc=f"explain {plan.method}")
-    atomic_write_json(save_dir / "source.json", {"folder": str(Path(base).resolve())})  # for evaluation figures
+    run = run_batches(opening, n_batches, shard, lambda todo: stream(job, todo), progress=plan.progress,
+                      desc=f"explain {plan.method}")
+    atomic_write_json(save_dir / SOURCE, {**source.record(), "model": model_path(resolved.model)})
     layer = str(store.read(run.batches[0], ["layer"])["layer"]) if run.batches else ""
     notes = [f"{len(run.computed)} of {len(run.batches)} batch(es) computed, "
              f"{len(run.batches) - len(run.computed)} already there"]
     if not shard.whole:
         notes.append(f"shard {plan.shard}: {len(run.batches)} of {n_batches} batches")
-    return ExplainResult(save_dir, save_dir / "batches", job.written, "images", len(job.names), [plan.method],
-                         [layer] if layer else [], str(where), notes)
+    return ExplainResult(save_dir, save_dir / "batches", job.written, "images" if resolved.is_images else "timeseries",
+                         len(source.names), [plan.method], [layer] if layer else [], source.where, notes)

@@ -1,8 +1,9 @@
 """Digests of what a stored run is computed from, and what changed between two run records.
 
-A run record (a store's ``run.json``) is ``{"settings": {...}, "inputs": {key: digest}}``. The digests are of file
-contents (SHA-1), never of names, sizes or times only. Beside one digest per input, :class:`Digests` keeps each
-input's per-file digests (``inputs.json`` in the store), so that a refused rerun can name the files that changed.
+A run record (a store's ``run.json``) is ``{"settings": {...}, "inputs": {key: digest}}``. The digests are of
+contents (SHA-1 of file bytes, or of a loaded array's bytes), never of names, sizes or times only. Beside one
+digest per input, :class:`Digests` keeps each input's per-file digests (``inputs.json`` in the store), so that a
+refused rerun can name the files that changed.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from camkit.io import jsonable
 
 SHOWN = 3  # changed files or keys named in an error line
 NOUNS = {"model": "the model file", "skip": "the skip list", "maps": "the maps",
-         "true_classes": "the images' true classes"}
+         "true_classes": "the images' true classes", "series": "the series (their values or labels)"}
 
 
 def file_digest(path: Path | str) -> str:
@@ -77,6 +80,16 @@ class Digests:
 def value_digest(value: Any) -> str:
     """``sha1:<hex>`` of a JSON-able value (e.g. the true class of every image)."""
     return f"sha1:{hashlib.sha1(json.dumps(as_json(value), sort_keys=True).encode()).hexdigest()}"
+
+
+def array_digest(*arrays: np.ndarray) -> str:
+    """``sha1:<hex>`` of arrays' dtypes, shapes and bytes (e.g. a time-series split's values and labels)."""
+    digest = hashlib.sha1()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}\0{array.shape}\0".encode())
+        digest.update(array.tobytes())
+    return f"sha1:{digest.hexdigest()}"
 
 
 def as_json(value: Any) -> Any:

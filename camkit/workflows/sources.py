@@ -187,14 +187,22 @@ def load_explained_model(model: Any) -> keras.Model:
     return model
 
 
-def load_series(data: dict, split: str, n: int | None, model: keras.Model) -> Inputs:
-    """The first ``n`` series of a split, checked against the model's input shape."""
+def dataset_class_names(n_classes: int, spec: SourceSpec, found: list[str], source: str) -> list[str]:
+    """A time-series model's class names: ``--labels`` / ``--imagenet-labels``, else the dataset's, which must be
+    one per model output."""
+    if spec.labels is None and not spec.imagenet_labels and len(found) != n_classes:
+        raise CamkitError(f"--dataset: {source} has {len(found)} classes but the model has {n_classes} outputs")
+    return class_names_for(n_classes, spec.labels, spec.imagenet_labels, found)
+
+
+def load_series(data: dict, split: str, n: int | None, model: keras.Model | None) -> Inputs:
+    """The first ``n`` series of a split (all when None), checked against the model's input shape when given."""
     from camkit.data.timeseries import load_timeseries
 
     ds = load_timeseries(data["dataset"], data["root"], znorm=bool(data.get("znorm")))
     x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
     n = len(x) if n is None else min(n, len(x))
-    expected = tuple(model.input_shape[1:])
+    expected = tuple(model.input_shape[1:]) if model is not None else x.shape[1:]
     if len(expected) != 2 or any(e is not None and e != s for e, s in zip(expected, x.shape[1:], strict=True)):
         raise CamkitError(f"--dataset: the model expects inputs {expected} but {ds.name} gives {x.shape[1:]}")
     return Inputs("timeseries", ds.name, [f"{split}[{i}]" for i in range(n)], x[:n], series=x[:n],
