@@ -44,7 +44,11 @@ class Scoring(ABC):
 
     identity_fields: tuple[str, ...] = ()  # per_image.csv's first columns (after ``variant``)
     class_map: ClassMap
-    options: Mapping[str, Any] = {}  # the metrics' options (:func:`camkit.metrics.make_metric`)
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """The metrics' options (:func:`camkit.metrics.make_metric`); none by default."""
+        return {}
 
     @abstractmethod
     def recorded(self) -> dict[str, Any]:

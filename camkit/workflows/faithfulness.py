@@ -47,7 +47,7 @@ class FaithRun:
     """Which metrics and how (``options``: ``steps``, ``baseline``), which column, how many samples (with
     ``--method``: the first ``n_images``; None: all), where the outputs go, shards, resume, figures."""
 
-    metrics: str | None = None
+    metric: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     column: str = "top1"
     n_images: int | None = None
@@ -68,8 +68,12 @@ class FaithfulnessScoring(Scoring):
     class_map: ClassMap
     method: MethodRun
     column: str
-    options: Mapping[str, Any]
+    metric_options: Mapping[str, Any]
     identity_fields = IDENTITY
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        return self.metric_options
 
     def recorded(self) -> dict[str, Any]:
         return {"column": self.column}
@@ -149,7 +153,7 @@ def eval_faithfulness(source: MapsSource, run: FaithRun) -> dict[str, Any]:
         raise CamkitError("give --maps DIR (a camkit explain --n-images all run) or --method NAME, "
                           f"not {'both' if source.maps is not None else 'neither'}")
     Shard.parse(run.shard)
-    metrics = selected_metrics(run.metrics)
+    metrics = selected_metrics(run.metric)
     for cls in metrics:  # bad option values fail here, before any map is computed
         make_metric(cls, run.options)
     if source.maps is not None:

@@ -233,7 +233,7 @@ class Randomization(FaithfulnessMetric):
         rho, sim = np.asarray(spearman).T, np.asarray(ssim).T
         self._steps = (layers, sim)
         return Scores(rho[:, -1], extra={"randomization_ssim": sim[:, -1]}, curve=rho,
-                      curve_x=np.arange(1, len(layers) + 1), curve_label=STEP_LABEL)
+                      curve_x=np.arange(1, len(layers) + 1), curve_label=STEP_LABEL, curve_y="Spearman ρ")
 
     def evaluate_batch(self, batch: MapBatch) -> dict[str, Any]:
         """The base part plus ``steps``: the layer of each step and the per-step SSIM sums."""

@@ -135,6 +135,7 @@ class RoadMetric(FaithfulnessMetric):
     """The ROAD metrics (module docstring): ``weights`` (order -> factor) combines the curves of the orders."""
 
     weights: ClassVar[dict[int, float]] = {}
+    curve_y: ClassVar[str] = "probability"
     paper = "Rong et al., ICML 2022"
     options: ClassVar[dict[str, Any]] = {"percentiles": PERCENTILES, "noise": NOISE, "seed": 0, "chunk": CHUNK}
 
@@ -145,7 +146,8 @@ class RoadMetric(FaithfulnessMetric):
         digest = batch_digest(explained)
         curve = sum(weight * cached_curve(explained, digest, order, settings, chunk)
                     for order, weight in self.weights.items())
-        return Scores(curve.mean(axis=1), curve=curve, curve_x=list(percentiles), curve_label="percent removed")
+        return Scores(curve.mean(axis=1), curve=curve, curve_x=list(percentiles), curve_label="percent removed",
+                      curve_y=self.curve_y)
 
 
 @register_metric
@@ -173,3 +175,4 @@ class Road(RoadMetric):
     name = "road"
     higher_is_better = True
     weights: ClassVar[dict[int, float]] = {LERF: 1.0, MORF: -1.0}
+    curve_y = "probability, LeRF − MoRF"
