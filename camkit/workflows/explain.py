@@ -87,7 +87,8 @@ def explain_to_dir(plan: ExplainPlan) -> ExplainResult:
 def streamed(plan: ExplainPlan) -> bool:
     """Images or series explained batch by batch into the store: all of them, a shard, or a method that streams
     (``--n-images N`` with none of these is a small run of the first N)."""
-    return plan.shard is not None or plan.n_images == "all" or method_class(plan.method).streams
+    return (plan.into_store or plan.shard is not None or plan.n_images == "all"
+            or method_class(plan.method).streams)
 
 
 def layout_of(plan: ExplainPlan, images: bool) -> str:

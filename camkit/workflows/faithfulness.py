@@ -141,7 +141,8 @@ def computed_maps(source: MapsSource, run: FaithRun) -> tuple[Path, Path]:
     n_images = "all" if run.n_images is None else run.n_images
     plan = ExplainPlan(spec, source.method, dict(source.options), n_images=n_images, batch_size=source.batch_size,
                        target=target, save_dir=maps, progress=run.progress, shard=run.shard,
-                       overwrite=run.overwrite, target_is_default=source.target is None, n_figures=run.n_figures)
+                       overwrite=run.overwrite, target_is_default=source.target is None, n_figures=run.n_figures,
+                       into_store=True)
     explain_to_dir(plan)
     return maps, run.root / "results" / name / f"faithfulness_{source.method}"
 

@@ -26,6 +26,7 @@ class ExplainPlan:
     ``layout``: images only, ``viewer`` (top-1..3 + lowest) or ``notebook`` (the method's notebook panels).
     ``n_images``: a count (default 8) or ``"all"`` (a whole image folder, batch by batch into the store).
     ``shard``: ``"i/n"``, whole-folder runs only. ``n_figures``: whole-folder figures for the first images.
+    ``into_store``: a count of samples still goes into the map store (evaluations read stores).
     ``target_is_default``: the target is a method's default columns, whose ``topK`` means at most K (a user's
     ``--target top99`` on a 10-class model is refused instead).
     """
@@ -47,6 +48,7 @@ class ExplainPlan:
     n_figures: int = 8
     overwrite: bool = False
     target_is_default: bool = False
+    into_store: bool = False
 
     @property
     def layer_ref(self) -> str | int | None:
