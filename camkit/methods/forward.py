@@ -66,11 +66,8 @@ def _padded(t: tf.Tensor, size: int) -> tf.Tensor:
 
 def run_chunks(fn: Any, shared: Sequence[tf.Tensor], per_copy: Sequence[tf.Tensor],
                chunk: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """``fn(*shared, *per-copy slices)`` over chunks of at most ``chunk`` copies, outputs joined. The copies are cut
-    into as few chunks as ``chunk`` allows, of equal size (the last one padded to it): 202 copies in chunks of 64
-    run as 4 chunks of 51, not 4 of 64 with 54 padded copies (VGG16 deletion: 1.25× its floor before)."""
+    """``fn(*shared, *per-copy slices)`` over chunks of ``chunk`` copies (the last one padded); outputs joined."""
     total = int(per_copy[0].shape[0])
-    chunk = -(-total // -(-total // chunk)) if total else chunk
     scores, probs = [], []
     for start in range(0, total, chunk):
         part = [_padded(t[start : start + chunk], chunk) for t in per_copy]

@@ -179,8 +179,10 @@ def swap_curves(model: keras.Model, x: np.ndarray, other: np.ndarray, maps: np.n
     n, positions = len(x), int(np.prod(x.shape[1:-1]))
     counts = step_counts(positions, steps)
     sample = np.repeat(np.arange(n), len(counts))
+    total = n * len(counts)
+    even = -(-total // -(-total // chunk))  # equal chunks: 202 copies run as 4 of 51, not 4 of 64 (54 padded)
     probs = swapped_probabilities(model, x, other, ranks(maps), sample, np.tile(counts, n),
-                                  np.repeat(np.asarray(targets), len(counts)), chunk)
+                                  np.repeat(np.asarray(targets), len(counts)), even)
     return probs.reshape(n, len(counts))
 
 
