@@ -80,3 +80,18 @@ def tiny_fcn(length: int, n_classes: int, seed: int = 0):
     x = keras.layers.Conv1D(8, 3, padding="same", activation="relu", name="block2_conv")(x)
     x = keras.layers.GlobalAveragePooling1D(name="gap")(x)
     return keras.Model(inputs, keras.layers.Dense(n_classes, activation="softmax", name="predictions")(x))
+
+
+def gunpoint_experiment(root: Path, data_root: Path) -> Path:
+    """Make ``root`` hold experiment ``gunpoint_fcn`` (configs/gunpoint_fcn.yaml) whose best model is a tiny FCN
+    trained for 2 epochs on GunPoint; that model's file."""
+    from camkit.data.timeseries import load_timeseries
+
+    ds = load_timeseries("GunPoint", data_root)
+    model = tiny_fcn(ds.x_train.shape[1], ds.n_classes)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(ds.x_train, ds.y_train, epochs=2, batch_size=10, verbose=0)
+    path = Path(root) / "models" / "gunpoint_fcn" / "best.keras"
+    path.parent.mkdir(parents=True)
+    model.save(path)
+    return path

@@ -64,6 +64,13 @@ def _padded(t: tf.Tensor, size: int) -> tf.Tensor:
     return t if n == size else tf.concat([t, tf.zeros((size - n, *t.shape[1:]), t.dtype)], 0)
 
 
+def even_chunk(total: int, chunk: int) -> int:
+    """The size of equal chunks of at most ``chunk`` copies that hold ``total``: 202 copies in chunks of 64 run as 4
+    of 51, not 4 of 64 with 54 padded copies. For runs whose totals vary (a new size retraces, so the methods'
+    runners, traced once per chunk size, keep ``chunk``)."""
+    return -(-total // -(-total // chunk)) if total > 0 else chunk
+
+
 def run_chunks(fn: Any, shared: Sequence[tf.Tensor], per_copy: Sequence[tf.Tensor],
                chunk: int) -> tuple[tf.Tensor, tf.Tensor]:
     """``fn(*shared, *per-copy slices)`` over chunks of ``chunk`` copies (the last one padded); outputs joined."""

@@ -21,7 +21,7 @@ import csv
 import io
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +44,7 @@ class Scoring(ABC):
 
     identity_fields: tuple[str, ...] = ()  # per_image.csv's first columns (after ``variant``)
     class_map: ClassMap
-
-    @property
-    def options(self) -> Mapping[str, Any]:
-        """The metrics' options (:func:`camkit.metrics.make_metric`); none by default."""
-        return {}
+    options: Mapping[str, Any]  # the metrics' options (:func:`camkit.metrics.make_metric`)
 
     @abstractmethod
     def recorded(self) -> dict[str, Any]:
@@ -80,6 +76,7 @@ class GroundTruth(Scoring):
     class_map: ClassMap
     settings: BoxSettings
     skip: SkipList | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
     identity_fields = IDENTITY[1:]
 
     def skipped(self) -> frozenset[str]:

@@ -68,12 +68,8 @@ class FaithfulnessScoring(Scoring):
     class_map: ClassMap
     method: MethodRun
     column: str
-    metric_options: Mapping[str, Any]
+    options: Mapping[str, Any]
     identity_fields = IDENTITY
-
-    @property
-    def options(self) -> Mapping[str, Any]:
-        return self.metric_options
 
     def recorded(self) -> dict[str, Any]:
         return {"column": self.column}

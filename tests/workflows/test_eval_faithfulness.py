@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers import digit_folder, invoke, ok, refused, tiny_fcn
+from helpers import digit_folder, gunpoint_experiment, invoke, ok, refused, tiny_fcn
 
 from camkit.data.timeseries import load_timeseries
 from camkit.workflows.store import MapStore
@@ -24,14 +24,7 @@ METRICS = "deletion,average-drop,road,randomization"
 def experiment(tmp_path_factory, data_root) -> tuple[Path, Path]:
     """Experiment ``gunpoint_fcn`` whose best model is a tiny FCN trained for 2 epochs, and that model's file."""
     root = tmp_path_factory.mktemp("faith")
-    ds = load_timeseries("GunPoint", data_root)
-    model = tiny_fcn(ds.x_train.shape[1], ds.n_classes)
-    model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(ds.x_train, ds.y_train, epochs=2, batch_size=10, verbose=0)
-    path = root / "models" / "gunpoint_fcn" / "best.keras"
-    path.parent.mkdir(parents=True)
-    model.save(path)
-    return root, path
+    return root, gunpoint_experiment(root, data_root)
 
 
 def args(experiment, data_root, out: Path, *extra) -> list:

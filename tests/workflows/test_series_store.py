@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ok, refused, snapshot, tiny_fcn
+from helpers import gunpoint_experiment, ok, refused, snapshot
 
 import camkit
 from camkit.data.timeseries import load_timeseries
@@ -25,17 +25,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory, data_root) -> tuple[Path, Path]:
-    """The root of experiment ``gunpoint_fcn`` (configs/gunpoint_fcn.yaml) whose best model is a tiny FCN trained
-    for 2 epochs on GunPoint, and that model's file."""
+    """Experiment ``gunpoint_fcn`` whose best model is a tiny FCN trained for 2 epochs, and that model's file."""
     root = tmp_path_factory.mktemp("series_store")
-    ds = load_timeseries("GunPoint", data_root)
-    model = tiny_fcn(ds.x_train.shape[1], ds.n_classes)
-    model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(ds.x_train, ds.y_train, epochs=2, batch_size=10, verbose=0)
-    path = root / "models" / "gunpoint_fcn" / "best.keras"
-    path.parent.mkdir(parents=True)
-    model.save(path)
-    return root, path
+    return root, gunpoint_experiment(root, data_root)
 
 
 def args(experiment, data_root, out: Path, *extra) -> list:

@@ -31,7 +31,7 @@ import tensorflow as tf
 from scipy import ndimage
 
 from camkit.errors import CamkitError
-from camkit.methods.forward import cached_function, picked_scores, run_chunks
+from camkit.methods.forward import cached_function, even_chunk, picked_scores, run_chunks
 from camkit.methods.layers import pre_softmax
 
 BASELINES = ("zero", "mean", "blur")
@@ -93,7 +93,7 @@ def copy_probabilities(model: keras.Model, copies: np.ndarray, targets: np.ndarr
 
     fn = cached_function(model, ("faithfulness-copies",), build)
     copies = tf.convert_to_tensor(np.asarray(copies, np.float32))
-    got = run_chunks(fn, [], [copies, tf.constant(np.asarray(targets), tf.int32)], min(chunk, len(copies)))
+    got = run_chunks(fn, [], [copies, tf.constant(np.asarray(targets), tf.int32)], even_chunk(len(copies), chunk))
     return np.asarray(got[1], np.float64)
 
 
@@ -122,7 +122,7 @@ def swapped_probabilities(model: keras.Model, x: np.ndarray, other: np.ndarray, 
     fn = cached_function(model, ("faithfulness-swapped",), build)
     shared = [tf.constant(np.asarray(a, np.float32)) for a in (x, other)] + [tf.constant(rank, tf.int32)]
     per_copy = [tf.constant(np.asarray(a), tf.int32) for a in (sample, count, targets)]
-    return np.asarray(run_chunks(fn, shared, per_copy, min(chunk, len(sample)))[1], np.float64)
+    return np.asarray(run_chunks(fn, shared, per_copy, even_chunk(len(sample), chunk))[1], np.float64)
 
 
 def cells(spatial: tuple[int, ...], grid: int) -> np.ndarray:
@@ -155,7 +155,7 @@ def subset_swapped_probabilities(model: keras.Model, x: np.ndarray, other: np.nd
     shared = [tf.constant(np.asarray(a, np.float32)) for a in (x, other)]
     shared += [tf.constant(np.asarray(cell), tf.int32), tf.constant(np.asarray(subsets, bool))]
     per_copy = [tf.constant(np.asarray(a), tf.int32) for a in (sample, subset, targets)]
-    return np.asarray(run_chunks(fn, shared, per_copy, min(chunk, len(sample)))[1], np.float64)
+    return np.asarray(run_chunks(fn, shared, per_copy, even_chunk(len(sample), chunk))[1], np.float64)
 
 
 def default_steps(spatial: tuple[int, ...], steps: int | None) -> int:
@@ -179,10 +179,8 @@ def swap_curves(model: keras.Model, x: np.ndarray, other: np.ndarray, maps: np.n
     n, positions = len(x), int(np.prod(x.shape[1:-1]))
     counts = step_counts(positions, steps)
     sample = np.repeat(np.arange(n), len(counts))
-    total = n * len(counts)
-    even = -(-total // -(-total // chunk))  # equal chunks: 202 copies run as 4 of 51, not 4 of 64 (54 padded)
     probs = swapped_probabilities(model, x, other, ranks(maps), sample, np.tile(counts, n),
-                                  np.repeat(np.asarray(targets), len(counts)), even)
+                                  np.repeat(np.asarray(targets), len(counts)), chunk)
     return probs.reshape(n, len(counts))
 
 
