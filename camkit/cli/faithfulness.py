@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from camkit.cli.app import main
-from camkit.cli.options import config_option, method_options
+from camkit.cli.options import config_option, method_options, metric_options
 
 
 @main.command("eval-faithfulness")
@@ -21,9 +21,12 @@ from camkit.cli.options import config_option, method_options
                                                                  "experiment's test split).")
 @click.option("--data-root", help="Where datasets live (default data/).")
 @click.option("--metric", help="Metrics, a comma list (default all): deletion, insertion, average-drop, ...")
-@click.option("--steps", type=int, help="Deletion / insertion steps (default 100 for images, T for series).")
+@click.option("--steps", type=click.IntRange(min=1),
+              help="Deletion / insertion steps (default 100 for images, T for series).")
 @click.option("--baseline", type=click.Choice(["zero", "mean", "blur"]),
               help="What removed positions become (default: deletion zero, insertion blur).")
+@click.option("--metric-option", "metric_option", multiple=True, metavar="METRIC.KEY=VALUE",
+              help="One metric's option, repeatable: road.percentiles=[10,50,90], randomization.layers=2, ...")
 @click.option("--n-images", type=click.IntRange(min=1), help="With --method: only the first N samples (default all).")
 @click.option("--column", default="top1", show_default=True, help="The map column scored (top1, true, ...).")
 @click.option("--target", help="With --method: map columns to compute (default top1 and --column).")
@@ -41,8 +44,9 @@ from camkit.cli.options import config_option, method_options
 @click.option("--root", default=".", show_default=True, type=click.Path(path_type=Path),
               help="Where results/, models/ and plots/ are.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def eval_faithfulness(model_path: Path | None, config_path: Path | None, option: tuple[str, ...], no_progress: bool,
-                      steps: int | None, baseline: str | None, **kw: Any) -> None:
+def eval_faithfulness(model_path: Path | None, config_path: Path | None, option: tuple[str, ...],
+                      metric_option: tuple[str, ...], no_progress: bool, steps: int | None, baseline: str | None,
+                      **kw: Any) -> None:
     """Faithfulness: deletion, insertion, Average Drop / Increase / Gain, ROAD, MuFidelity, randomisation.
 
     \b
@@ -56,8 +60,8 @@ def eval_faithfulness(model_path: Path | None, config_path: Path | None, option:
     source = MapsSource(model=model_path, config=config_path, options=method_options(option),
                         **{k: kw.pop(k) for k in ("maps", "method", "experiment", "images", "data_root", "target",
                                                   "batch_size", "image_size", "preprocess")})
-    run = workflow.FaithRun(options={"steps": steps, "baseline": baseline}, progress=False if no_progress else None,
-                            **kw)
+    options = {"steps": steps, "baseline": baseline, **metric_options(metric_option)}
+    run = workflow.FaithRun(options=options, progress=False if no_progress else None, **kw)
     result = workflow.eval_faithfulness(source, run)
     for line in workflow.result_lines(result):
         click.echo(line)

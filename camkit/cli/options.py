@@ -78,15 +78,29 @@ def parse_ints(text: str | None, option: str) -> tuple[int, ...]:
 
 def method_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     """``KEY=VALUE`` pairs -> a dict; values are read as YAML (100 -> int, 0.5 -> float, [max, avg] -> list)."""
+    return key_values(pairs, "--option", "KEY=VALUE (e.g. n_augment=100)", str.isidentifier)
+
+
+def metric_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``METRIC.KEY=VALUE`` pairs -> ``{"METRIC.KEY": value}``, values read as YAML (``road.percentiles=[10,50]``)."""
+    def qualified(key: str) -> bool:
+        name, dot, option = key.rpartition(".")
+        return bool(dot and name) and option.isidentifier()
+
+    return key_values(pairs, "--metric-option", "METRIC.KEY=VALUE (e.g. road.percentiles=[10,50,90])", qualified)
+
+
+def key_values(pairs: tuple[str, ...], option: str, expected: str, valid_key: Callable[[str], bool]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs of ``option`` -> a dict, values read as YAML; a key must pass ``valid_key``."""
     import yaml
 
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise CamkitError(f"--option: expected KEY=VALUE (e.g. n_augment=100), got {pair!r}")
+        if not sep or not valid_key(key.strip()):
+            raise CamkitError(f"{option}: expected {expected}, got {pair!r}")
         try:
             out[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError:
-            raise CamkitError(f"--option {key}: cannot read the value {value!r}") from None
+            raise CamkitError(f"{option} {key}: cannot read the value {value!r}") from None
     return out

@@ -175,8 +175,12 @@ def register_metric(cls: M) -> M:
 
 
 def make_metric(cls: type[Metric], options: Mapping[str, Any]) -> Metric:
-    """An instance of ``cls`` with the entries of ``options`` it declares (the others are other metrics')."""
-    return cls(**{k: v for k, v in options.items() if k in cls.options and v is not None})
+    """An instance of ``cls`` with the entries of ``options`` it declares, shared (``steps``) or its own
+    (``NAME.KEY``, over a shared one); None values and other metrics' entries are left out."""
+    own = f"{cls.name}."
+    chosen = {k: v for k, v in options.items() if k in cls.options and v is not None}
+    chosen.update({k[len(own):]: v for k, v in options.items() if k.startswith(own) and v is not None})
+    return cls(**chosen)
 
 
 def unregister_metric(name: str) -> None:

@@ -44,8 +44,9 @@ IDENTITY = ("sample", "name", "target_label", "target_probability")
 
 @dataclass(frozen=True)
 class FaithRun:
-    """Which metrics and how (``options``: ``steps``, ``baseline``), which column, how many samples (with
-    ``--method``: the first ``n_images``; None: all), where the outputs go, shards, resume, figures."""
+    """Which metrics and how (``options``: ``steps``, ``baseline`` for all, ``NAME.KEY`` one metric's), which
+    column, how many samples (with ``--method``: the first ``n_images``; None: all), where the outputs go, shards,
+    resume, figures."""
 
     metric: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
@@ -120,6 +121,27 @@ def selected_metrics(names: str | None) -> list[type[Metric]]:
     return [cls for cls in available if cls.name in wanted]
 
 
+def check_metric_options(metrics: Sequence[type[Metric]], options: Mapping[str, Any]) -> None:
+    """Every ``NAME.KEY`` option names a selected metric and one of its options; every value is valid (each
+    metric made once), before any map is computed."""
+    known = {cls.name: cls for cls in metrics}
+    for key in options:
+        name, dot, option = key.rpartition(".")
+        if not dot:
+            continue
+        if name not in known:
+            raise CamkitError(f"--metric-option {key}: {name!r} is not among the metrics evaluated "
+                              f"({', '.join(known)})")
+        if option not in known[name].options:
+            raise CamkitError(f"--metric-option {key}: metric {name} takes "
+                              f"{', '.join(known[name].options) or 'no options'}")
+    for cls in metrics:
+        try:
+            make_metric(cls, options)
+        except CamkitError as error:
+            raise CamkitError(f"metric {cls.name}: {error}") from None
+
+
 def computed_maps(source: MapsSource, run: FaithRun) -> tuple[Path, Path]:
     """``--method NAME``: explain the whole split or folder into ``plots/<exp>/explain_<method>/`` (resumed when
     there); the maps folder and the default output folder."""
@@ -151,8 +173,7 @@ def eval_faithfulness(source: MapsSource, run: FaithRun) -> dict[str, Any]:
                           f"not {'both' if source.maps is not None else 'neither'}")
     Shard.parse(run.shard)
     metrics = selected_metrics(run.metric)
-    for cls in metrics:  # bad option values fail here, before any map is computed
-        make_metric(cls, run.options)
+    check_metric_options(metrics, run.options)
     if source.maps is not None:
         given = [name for name, value in (("-c/--config", source.config), ("--experiment", source.experiment),
                                           ("--images", source.images), ("--n-images", run.n_images),

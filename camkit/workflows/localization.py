@@ -150,7 +150,10 @@ def _stored_maps(source: MapsSource, files: TruthFiles, run: EvalRun, skip: Skip
     if any(v is not None for v in (source.model, source.config, source.experiment, source.images)):
         raise CamkitError("--maps already holds the maps: drop the model and --images options")
     maps = Path(source.maps)
-    MapStore(maps, option="--maps").run(MAPS_KEYS)
+    settings = MapStore(maps, option="--maps").run(MAPS_KEYS)["settings"]
+    if settings.get("kind", "images") != "images":
+        raise CamkitError(f"--maps {maps}: maps of {settings['kind']}; localization scores image maps against boxes "
+                          "(camkit eval-faithfulness scores series maps)")
     out = Path(run.out) if run.out is not None else maps / "localization"
     if out.resolve() == maps.resolve():
         raise CamkitError(f"--out {out}: that is the --maps folder; the evaluation needs a folder of its own")

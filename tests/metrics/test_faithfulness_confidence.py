@@ -78,7 +78,7 @@ def test_registered_with_their_directions() -> None:
 
 
 def test_bad_options() -> None:
-    with pytest.raises(CamkitError, match="chunk: expected a positive integer"):
+    with pytest.raises(CamkitError, match="chunk: expected the copies per forward call, an integer of at least 1, got 0"):
         AverageDrop(chunk=0).score(Explained(linear_model(), ONES, np.ones((1, 4)), np.array([1])))
     with pytest.raises(CamkitError, match="baseline: expected one of"):
         Insertion(baseline="noise").score(Explained(linear_model(), ONES, np.ones((1, 4)), np.array([1])))
@@ -100,3 +100,32 @@ def test_ideal_map_beats_random_and_reversed(spatial: tuple[int, ...]) -> None:
         sign = 1 if metric.higher_is_better else -1
         got = {k: sign * metric.score(Explained(model, x, m, targets)).values.mean() for k, m in maps.items()}
         assert got["ideal"] > max(got["random"], got["reversed"]), (metric.name, got)
+
+
+@pytest.mark.parametrize("spatial", [(24, 24), (64,)], ids=["image", "series"])
+@pytest.mark.parametrize("kind", ["default", "mean"])
+def test_ideal_map_beats_random_and_reversed_on_other_baselines(spatial: tuple[int, ...], kind: str) -> None:
+    """Deletion and insertion with their default baselines (zero; blur) and the mean, on inputs large enough for the
+    blur to change them (24×24: σ = 1.2 px; 64 steps: a 6-step average)."""
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=spatial) * 2 / np.sqrt(np.prod(spatial))
+    x = rng.uniform(size=(8, *spatial, 1)).astype(np.float32)
+    assert np.abs(baseline(x, "blur") - x).mean() > 0.1
+    model, targets, ideal = linear_model(w), np.ones(8, np.int64), ideal_maps(w, x)
+    maps = {"ideal": ideal, "random": rng.uniform(size=ideal.shape).astype(np.float32), "reversed": 1 - ideal}
+    options = {} if kind == "default" else {"baseline": "mean"}
+    for metric in (Deletion(**options), Insertion(**options)):
+        sign = 1 if metric.higher_is_better else -1
+        got = {k: sign * metric.score(Explained(model, x, m, targets)).values.mean() for k, m in maps.items()}
+        assert got["ideal"] > max(got["random"], got["reversed"]), (metric.name, metric.settings, got)
+
+
+def test_blur_of_an_impulse_by_hand() -> None:
+    """Series: a centred 3-step average on 30 steps (BLUR_WINDOW 0.1), edges reflected."""
+    x = np.zeros((1, 30, 1), np.float32)
+    x[0, 5, 0], x[0, 0, 0] = 3.0, 3.0
+    blurred = baseline(x, "blur")[0, :, 0]
+    expected = np.zeros(30)
+    expected[[4, 5, 6]] = 1.0
+    expected[[0, 1]] = 2.0, 1.0  # reflected edge: (x0 + x0 + x1) / 3 at 0
+    assert blurred == pytest.approx(expected, abs=1e-6)

@@ -90,7 +90,7 @@ def test_constant_map_or_blind_model_scores_zero() -> None:
 
 @pytest.mark.parametrize(("option", "value", "message"), [
     ("n", 1, "n: expected the number of subsets, an integer of at least 2"),
-    ("subset", 1.0, r"subset: expected the fraction of cells per subset, in \(0, 1\)"),
+    ("subset", 1.0, r"subset: expected the fraction of cells per subset, a number in \(0, 1\), got 1.0"),
     ("grid", 0, "grid: expected the cells per side"),
     ("seed", -1, "seed: expected the random seed"),
     ("baseline", "noise", "baseline: expected one of zero, mean, blur"),

@@ -187,9 +187,10 @@ def test_options_and_errors(input_method: str) -> None:
     data = explained(functional(), series_inputs(4), input_method, "conv2")
     assert Randomization(layers=1).score(data).curve.shape == (4, 1)
     assert Randomization(layers=10).score(data).curve.shape == (4, 3)  # more than there are: all
-    for options, message in [({"layers": 0}, "layers: expected a positive integer"),
-                             ({"layers": "2"}, "layers: expected a positive integer"),
-                             ({"seed": -1}, "seed: expected a non-negative integer")]:
+    for options, message in [({"layers": 0}, "layers: expected the layers randomised from the top, an integer of at "
+                                             "least 1, got 0"),
+                             ({"layers": "2"}, "layers: expected the layers randomised from the top, an integer"),
+                             ({"seed": -1}, "seed: expected the random seed, an integer of at least 0")]:
         with pytest.raises(CamkitError, match=message):
             Randomization(**options)
     with pytest.raises(CamkitError, match="needs the method that made the maps"):

@@ -113,3 +113,42 @@ def test_images_end_to_end(data_root, tmp_path) -> None:
     settings = json.loads((out / "eval" / "run.json").read_text())["settings"]
     assert settings["metrics"]["deletion"]["steps"] == 8 and settings["metrics"]["insertion"]["baseline"] == "blur"
     assert invoke("eval-faithfulness", "--maps", tmp_path / "nowhere").exit_code == 2
+
+
+def test_localization_refuses_a_series_store(experiment, whole, tmp_path) -> None:
+    maps_dir = experiment[0] / "plots" / "gunpoint_fcn" / "explain_gradcam"
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("image,label,xmin,ymin,xmax,ymax\ntest_00000,1,0,0,1,1\n")
+    line = refused(["eval-localization", "--maps", maps_dir, "--annotations", boxes, "--out", tmp_path / "loc"],
+                   "maps of series", maps_dir)
+    assert "eval-faithfulness" in line and not (tmp_path / "loc").exists()
+
+
+def test_metric_options_reach_their_metric(experiment, whole, data_root, tmp_path) -> None:
+    from camkit.metrics.faithfulness.base import Explained
+    from camkit.metrics.faithfulness.road import RoadMoRF
+
+    maps_dir = experiment[0] / "plots" / "gunpoint_fcn" / "explain_gradcam"
+    out = tmp_path / "road"
+    ok("eval-faithfulness", "--maps", maps_dir, "--metric", "road-morf,deletion", "--metric-option",
+       "road-morf.percentiles=[25, 50, 75]", "--metric-option", "deletion.steps=10", "--out", out, "--no-progress")
+    settings = json.loads((out / "eval" / "run.json").read_text())["settings"]["metrics"]
+    assert settings["road-morf"]["percentiles"] == [25, 50, 75] and settings["deletion"]["steps"] == 10
+    assert [line.split(",")[0] for line in (out / "curves" / "gradcam_road-morf.csv").read_text().splitlines()] == [
+        "percent removed", "25", "50", "75"]
+    assert len((out / "curves" / "gradcam_deletion.csv").read_text().splitlines()) == 12  # header + 11 steps
+    stored = MapStore(maps_dir).read_all()
+    x = load_timeseries("GunPoint", data_root).x_test[:40]
+    model = keras.models.load_model(experiment[1], compile=False)
+    direct = RoadMoRF(percentiles=[25, 50, 75]).score(Explained(
+        model, x, stored["maps_gradcam"][:, 0].astype(np.float32), stored["targets"][:, 0].astype(np.int64)))
+    with open(out / "per_image.csv") as f:
+        table = list(csv.DictReader(f))
+    np.testing.assert_allclose([float(r["road-morf"]) for r in table], direct.values, atol=1e-5)
+    for bad, culprit in (("road.percentiles=[50]", "'road' is not among the metrics"),
+                         ("road-morf.window=3", "metric road-morf takes percentiles"),
+                         ("road-morf.percentiles=[90, 10]", "percentiles: expected an increasing list"),
+                         ("percentiles=[10]", "--metric-option: expected METRIC.KEY=VALUE")):
+        refused(["eval-faithfulness", "--maps", maps_dir, "--metric", "road-morf,deletion", "--metric-option", bad,
+                 "--out", tmp_path / "bad", "--no-progress"], culprit, maps_dir)
+        assert not (tmp_path / "bad").exists()

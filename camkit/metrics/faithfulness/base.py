@@ -6,9 +6,11 @@ inputs, on the explained class's softmax probability (``probability``: logits re
 softmax). Positions are an image's pixels or a series' time steps; all channels of a position move together.
 
 A subclass sets ``name``, ``higher_is_better``, ``options`` (name -> default; the command's ``--steps`` and
-``--baseline`` reach the metrics that declare them) and ``summary_keys`` / ``columns`` / ``table`` (by default
-its name alone), and implements :meth:`FaithfulnessMetric.score`: per-sample values, optionally a curve per
-sample. Parts hold sums and counts, so sharded and resumed evaluations merge exactly; the summary is the mean.
+``--baseline`` reach the metrics that declare them, ``--metric-option NAME.KEY=VALUE`` one metric's), ``checks``
+(option -> its check, :mod:`camkit.metrics.faithfulness.options`, run when the metric is made) and
+``summary_keys`` / ``columns`` / ``table`` (by default its name alone), and implements
+:meth:`FaithfulnessMetric.score`: per-sample values, optionally a curve per sample. Parts hold sums and counts,
+so sharded and resumed evaluations merge exactly; the summary is the mean.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 
 from camkit.data.boxes import ClassMap
 from camkit.metrics.base import MapBatch, MethodRun, Metric, SummaryValue
+from camkit.metrics.faithfulness.options import Check
 
 DIRECTION = {True: "higher is better", False: "lower is better"}
 
@@ -74,6 +77,12 @@ class FaithfulnessMetric(Metric):
 
     needs: ClassVar[tuple[str, ...]] = ("maps", "model", "inputs")
     paper: ClassVar[str] = ""  # the paper, for the README and the command's table
+    checks: ClassVar[dict[str, Check]] = {}  # option -> its check (module docstring)
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        for key, check in self.checks.items():
+            check(key, self.settings[key])
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -11,14 +11,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from camkit.methods.scorecam import positive_int
 from camkit.metrics.faithfulness.base import Explained, FaithfulnessMetric, Scores
+from camkit.metrics.faithfulness.options import CHUNK_CHECK, Check
 from camkit.metrics.faithfulness.perturb import CHUNK, copy_probabilities, probabilities
 
 
 def input_and_masked_probabilities(explained: Explained, chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:
     """(Y, O), each (N,): the explained class's probability on the inputs and on the inputs times their maps."""
-    chunk = positive_int("chunk", chunk)
     masked = explained.inputs * explained.maps[..., None]
     return (probabilities(explained.model, explained.inputs, explained.targets, chunk),
             copy_probabilities(explained.model, masked, explained.targets, chunk))
@@ -28,6 +27,7 @@ class ConfidenceMetric(FaithfulnessMetric):
     """A metric of ``Y`` and ``O`` alone (module docstring): subclasses implement :meth:`from_probabilities`."""
 
     options: ClassVar[dict[str, Any]] = {"chunk": CHUNK}
+    checks: ClassVar[dict[str, Check]] = {"chunk": CHUNK_CHECK}
 
     def score(self, explained: Explained) -> Scores:
         return Scores(self.from_probabilities(*input_and_masked_probabilities(explained, self.settings["chunk"])))

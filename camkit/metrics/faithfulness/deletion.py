@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 
 from camkit.metrics.base import register_metric
 from camkit.metrics.faithfulness.base import Explained, FaithfulnessMetric, Scores
-from camkit.metrics.faithfulness.perturb import CHUNK, auc, baseline, check_baseline, default_steps, swap_curves
+from camkit.metrics.faithfulness.options import CHUNK_CHECK, STEPS_CHECK, Check, baseline_kind
+from camkit.metrics.faithfulness.perturb import CHUNK, auc, baseline, default_steps, swap_curves
 
 
 @register_metric
@@ -26,10 +27,11 @@ class Deletion(FaithfulnessMetric):
     paper = "Petsiuk et al., BMVC 2018"
     higher_is_better = False
     options: ClassVar[dict[str, Any]] = {"steps": None, "baseline": "zero", "chunk": CHUNK}
+    checks: ClassVar[dict[str, Check]] = {"steps": STEPS_CHECK, "baseline": baseline_kind, "chunk": CHUNK_CHECK}
 
     def score(self, explained: Explained) -> Scores:
         steps = default_steps(explained.spatial, self.settings["steps"])
-        base = baseline(explained.inputs, check_baseline(self.settings["baseline"]))
+        base = baseline(explained.inputs, self.settings["baseline"])
         curves = swap_curves(explained.model, explained.inputs, base, explained.maps, explained.targets, steps,
                              self.settings["chunk"])
         return Scores(auc(curves), curve=curves, curve_x=[k / steps for k in range(steps + 1)],

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from camkit.methods.scorecam import positive_int
 from camkit.metrics.base import register_metric
 from camkit.metrics.faithfulness.base import Explained, FaithfulnessMetric, Scores
-from camkit.metrics.faithfulness.perturb import CHUNK, auc, baseline, check_baseline, default_steps, swap_curves
+from camkit.metrics.faithfulness.options import CHUNK_CHECK, STEPS_CHECK, Check, baseline_kind
+from camkit.metrics.faithfulness.perturb import CHUNK, auc, baseline, default_steps, swap_curves
 
 
 @register_metric
@@ -28,11 +28,12 @@ class Insertion(FaithfulnessMetric):
     paper = "Petsiuk et al., BMVC 2018"
     higher_is_better = True
     options: ClassVar[dict[str, Any]] = {"steps": None, "baseline": "blur", "chunk": CHUNK}
+    checks: ClassVar[dict[str, Check]] = {"steps": STEPS_CHECK, "baseline": baseline_kind, "chunk": CHUNK_CHECK}
 
     def score(self, explained: Explained) -> Scores:
         steps = default_steps(explained.spatial, self.settings["steps"])
-        base = baseline(explained.inputs, check_baseline(self.settings["baseline"]))
+        base = baseline(explained.inputs, self.settings["baseline"])
         curves = swap_curves(explained.model, base, explained.inputs, explained.maps, explained.targets, steps,
-                             positive_int("chunk", self.settings["chunk"]))
+                             self.settings["chunk"])
         return Scores(auc(curves), curve=curves, curve_x=[k / steps for k in range(steps + 1)],
                       curve_label="fraction inserted")

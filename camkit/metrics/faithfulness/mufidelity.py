@@ -28,19 +28,17 @@ Choices, after the paper and xplique's ``MuFidelity`` (deel-ai/xplique, ``metric
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, ClassVar
 
 import numpy as np
 
-from camkit.errors import CamkitError
 from camkit.metrics.base import register_metric
 from camkit.metrics.faithfulness.base import Explained, FaithfulnessMetric, Scores
+from camkit.metrics.faithfulness.options import CHUNK_CHECK, SEED_CHECK, Check, baseline_kind, integer, real
 from camkit.metrics.faithfulness.perturb import (
     CHUNK,
     baseline,
     cells,
-    check_baseline,
     probabilities,
     subset_swapped_probabilities,
 )
@@ -74,24 +72,6 @@ def correlations(a: np.ndarray, b: np.ndarray, scale_a: np.ndarray, scale_b: np.
     return np.where(flat, 0.0, (da * db).sum(axis=1) / np.where(flat, 1.0, norm))
 
 
-def at_least(name: str, value: Any, minimum: int, what: str) -> int:
-    """``value`` checked to be an integer of at least ``minimum`` (``what``: the option, for the error)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise CamkitError(f"{name}: expected {what}, an integer of at least {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_options(settings: dict[str, Any]) -> None:
-    at_least("n", settings["n"], 2, "the number of subsets")
-    fraction = settings["subset"]
-    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
-        raise CamkitError(f"subset: expected the fraction of cells per subset, in (0, 1), got {fraction!r}")
-    at_least("seed", settings["seed"], 0, "the random seed")
-    at_least("grid", settings["grid"], 1, "the cells per side")
-    at_least("chunk", settings["chunk"], 1, "the copies per forward call")
-    check_baseline(settings["baseline"])
-
-
 @register_metric
 class MuFidelity(FaithfulnessMetric):
     """Correlation between the map's sum over random subsets and the probability's drop when they are removed."""
@@ -101,10 +81,10 @@ class MuFidelity(FaithfulnessMetric):
     higher_is_better = True
     options: ClassVar[dict[str, Any]] = {"n": 128, "subset": 0.2, "grid": 9, "baseline": "zero", "seed": 0,
                                          "chunk": CHUNK}
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        check_options(self.settings)
+    checks: ClassVar[dict[str, Check]] = {"n": integer(2, "the number of subsets"),
+                                          "subset": real(0, 1, "the fraction of cells per subset", include_low=False),
+                                          "grid": integer(1, "the cells per side"), "baseline": baseline_kind,
+                                          "seed": SEED_CHECK, "chunk": CHUNK_CHECK}
 
     def score(self, explained: Explained) -> Scores:
         cell = cells(explained.spatial, self.settings["grid"])

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import csv
 import io
-import numbers
 import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -60,9 +59,9 @@ from camkit.data.boxes import ClassMap
 from camkit.errors import CamkitError
 from camkit.methods import explain
 from camkit.methods.layers import LayerRef
-from camkit.methods.scorecam import positive_int
 from camkit.metrics.base import MapBatch, MethodRun, register_metric
 from camkit.metrics.faithfulness.base import Explained, FaithfulnessMetric, Scores
+from camkit.metrics.faithfulness.options import SEED_CHECK, Check, integer
 
 SSIM_WINDOW = 7  # skimage's default side of the uniform SSIM window
 STEP_LABEL = "layers randomised from the top"
@@ -198,16 +197,14 @@ class Randomization(FaithfulnessMetric):
     higher_is_better = False
     needs = ("maps", "model", "inputs", "method")
     options: ClassVar[dict[str, Any]] = {"layers": None, "seed": 0}
+    checks: ClassVar[dict[str, Check]] = {"layers": integer(1, "the layers randomised from the top", allow_none=True),
+                                          "seed": SEED_CHECK}
     columns = ("randomization", "randomization_ssim")
     summary_keys = columns
     table = (("randomization", "randomization ρ"), ("randomization_ssim", "randomization SSIM"))
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        positive_int("layers", self.settings["layers"], allow_none=True)
-        seed = self.settings["seed"]
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise CamkitError(f"seed: expected a non-negative integer, got {seed!r}")
         self._steps: tuple[list[str], np.ndarray] | None = None  # the last score's layers and (N, S) SSIM
 
     def cascade(self, explained: Explained, j: int) -> tuple[list[str], np.ndarray]:

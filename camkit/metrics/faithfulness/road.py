@@ -34,8 +34,7 @@ both curves of 64 images of 224×224.
 from __future__ import annotations
 
 import hashlib
-import itertools
-import numbers
+import math
 import weakref
 import zlib
 from collections.abc import Iterator, Sequence
@@ -44,38 +43,15 @@ from typing import Any, ClassVar
 import keras
 import numpy as np
 
-from camkit.errors import CamkitError
-from camkit.methods.scorecam import positive_int
 from camkit.metrics.base import register_metric
 from camkit.metrics.faithfulness.base import Explained, FaithfulnessMetric, Scores
 from camkit.metrics.faithfulness.imputation import NOISE, impute
+from camkit.metrics.faithfulness.options import CHUNK_CHECK, SEED_CHECK, Check, increasing_percentiles, real
 from camkit.metrics.faithfulness.perturb import CHUNK, copy_probabilities, ranks
 
 PERCENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 MORF, LERF = 0, 1  # the orders: most / least relevant first
 _CURVES: weakref.WeakKeyDictionary[keras.Model, dict[tuple[Any, ...], np.ndarray]] = weakref.WeakKeyDictionary()
-
-
-def check_percentiles(value: Any) -> tuple[float, ...]:
-    """``percentiles``: a non-empty increasing sequence of numbers in [0, 100)."""
-    ok = (isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, str) and len(value) > 0
-          and all(isinstance(p, numbers.Real) and not isinstance(p, bool) and 0 <= p < 100 for p in value)
-          and all(a < b for a, b in itertools.pairwise(value)))
-    if not ok:
-        raise CamkitError(f"percentiles: expected an increasing list of numbers in [0, 100), got {value!r}")
-    return tuple(float(p) for p in value)
-
-
-def check_noise(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
-        raise CamkitError(f"noise: expected a non-negative number (the imputation noise's std), got {value!r}")
-    return float(value)
-
-
-def check_seed(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise CamkitError(f"seed: expected a non-negative integer, got {value!r}")
-    return int(value)
 
 
 def removed_masks(rank: np.ndarray, spatial: tuple[int, ...], percentiles: Sequence[float],
@@ -138,11 +114,14 @@ class RoadMetric(FaithfulnessMetric):
     curve_y: ClassVar[str] = "probability"
     paper = "Rong et al., ICML 2022"
     options: ClassVar[dict[str, Any]] = {"percentiles": PERCENTILES, "noise": NOISE, "seed": 0, "chunk": CHUNK}
+    checks: ClassVar[dict[str, Check]] = {"percentiles": increasing_percentiles, "seed": SEED_CHECK,
+                                          "noise": real(0, math.inf, "the imputation noise's std", include_low=True),
+                                          "chunk": CHUNK_CHECK}
 
     def score(self, explained: Explained) -> Scores:
-        percentiles = check_percentiles(self.settings["percentiles"])
-        settings = (percentiles, check_noise(self.settings["noise"]), check_seed(self.settings["seed"]))
-        chunk = positive_int("chunk", self.settings["chunk"])
+        percentiles = tuple(float(p) for p in self.settings["percentiles"])
+        settings = (percentiles, float(self.settings["noise"]), int(self.settings["seed"]))
+        chunk = self.settings["chunk"]
         digest = batch_digest(explained)
         curve = sum(weight * cached_curve(explained, digest, order, settings, chunk)
                     for order, weight in self.weights.items())
