@@ -1,0 +1,213 @@
+"""One comparison of every method on camkit's benchmarks with ground truth: localization, faithfulness, speed.
+
+For each benchmark (``BENCHMARKS``: a shipped config, its test split or another image folder with its ground truth,
+and the map column scored), the model is trained from its config when ``models/<experiment>/best.keras`` is
+missing. Then, for every registered classification method that explains the benchmark's kind of input (the
+baselines ``center-gaussian`` and ``random-map`` included; High-res CAM needs its own model: left out):
+
+1. ``camkit eval-localization --method NAME`` over the whole split (maps of the columns ``top1,true`` into a map
+   store of its own under ``--root``'s ``bench_methods/<benchmark>/``): top-1 localization error, GT-known
+   accuracy, MaxBoxAcc and the pointing game;
+2. ``camkit eval-faithfulness --maps`` of that same store on the benchmark's column: deletion, insertion, Average
+   Drop, Increase in Confidence and ROAD (every metric's defaults);
+3. seconds per map: ``explain`` of the first ``--n-timed`` samples, batch 32, after one warm-up call, in this
+   process (wall clock; median of ``--rounds``).
+
+Prints a Markdown table per benchmark (a row per method and map variant) and writes a figure grid per benchmark
+(methods × the first ``--n-examples`` inputs, ground truth drawn) to ``plots/bench_methods/<benchmark>.png``; with
+``--readme`` the tables go into README.md's ``bench_methods`` block and the figures under ``docs/``. A rerun
+resumes every finished batch (same settings) and recomputes what changed.
+
+    .venv/bin/python scripts/bench_methods.py --readme
+    .venv/bin/python scripts/bench_methods.py --benchmarks digits --methods gradcam,center-gaussian
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parent.parent
+FAITHFULNESS = "deletion,insertion,average-drop,increase-in-confidence,road"
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A config, the inputs explained (None: its test split), their ground truth, and the column scored."""
+
+    key: str
+    title: str
+    config: Path
+    kind: str
+    images: Path | None = None
+    annotations: Path | None = None
+    column: str = "top1"
+
+
+BENCHMARKS = (
+    Benchmark("digits", "cluttered digits, test split", REPO / "configs" / "cluttered_digits_cnn.yaml", "images"),
+)
+
+
+def ensure_model(config: Path, root: Path) -> Path:
+    """The config's best model under ``root``, trained first when missing."""
+    from camkit.config import load_config
+    from camkit.workflows.run import run_experiment
+
+    cfg = load_config(config)
+    best = root / "models" / cfg.name / "best.keras"
+    if not best.is_file():
+        run_experiment(cfg, root, progress=True)
+    return best
+
+
+def methods_for(kind: str) -> list[str]:
+    """The classification methods that explain ``kind`` inputs without a model of their own."""
+    from camkit.methods import method_class, methods
+
+    return [m for m in methods() if method_class(m).task == "classify" and not method_class(m).requires_model
+            and kind in method_class(m).input_kinds]
+
+
+def localize(bench: Benchmark, method: str, model: Path, root: Path) -> dict[str, Any]:
+    from camkit.workflows.localization import EvalRun, MapsSource, TruthFiles, eval_localization
+
+    source = MapsSource(method=method, model=model, config=bench.config, images=bench.images, target="top1,true")
+    run = EvalRun(root=root, out=root / "results" / method / "localization", n_figures=0, progress=False)
+    return eval_localization(source, TruthFiles(annotations=bench.annotations), run)
+
+
+def faithfulness(bench: Benchmark, method: str, maps: Path, root: Path) -> dict[str, Any]:
+    from camkit.workflows.faithfulness import FaithRun, eval_faithfulness
+    from camkit.workflows.localization import MapsSource
+
+    run = FaithRun(metric=FAITHFULNESS, column=bench.column, out=root / "results" / method / "faithfulness",
+                   n_figures=0, progress=False)
+    return eval_faithfulness(MapsSource(maps=maps), run)
+
+
+def seconds_per_map(method: str, maps: Path, n: int, rounds: int) -> float:
+    """Median wall seconds per map of ``explain`` on the store's first ``n`` inputs (one warm-up call first)."""
+    from camkit.methods import explain
+    from camkit.workflows.stored_inputs import StoredInputs
+
+    inputs = StoredInputs.open(maps, option="--maps")
+    model, x = inputs.model(None), inputs.batch(0)[:n]
+    explain(model, x[:2], method=method, progress=False)
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        explain(model, x, method=method, batch_size=32, progress=False)
+        times.append((time.perf_counter() - start) / len(x))
+    return statistics.median(times)
+
+
+def rows_of(method: str, loc: dict[str, Any], faith: dict[str, Any], seconds: float) -> list[tuple[str, dict]]:
+    """A row per map variant: every summary value of both evaluations and the seconds per map."""
+    rows = []
+    for variant, summary in loc["summary"].items():
+        name = method if variant == method else f"{method}: {variant}"
+        rows.append((name, {**summary, **faith["summary"].get(variant, {}), "seconds": seconds}))
+    return rows
+
+
+def table(bench: Benchmark, rows: list[tuple[str, dict]], metrics: list, n: int) -> str:
+    keys = [(key, header, cls.higher_is_better) for cls in metrics for key, header in cls.table
+            if key != "top5_loc_error"]
+    lines = [f"**{bench.title}** ({n} samples; faithfulness on column `{bench.column}`):", "",
+             "| maps | " + " | ".join(f"{h} {'↑' if up else '↓'}" for _, h, up in keys) + " | s / map |",
+             "|---|" + "---:|" * (len(keys) + 1)]
+    for name, values in rows:
+        cells = [f"{values[k]:.3f}" if isinstance(values.get(k), float) else "–" for k, _, _ in keys]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {values['seconds']:.4f} |")
+    return "\n".join(lines)
+
+
+def grid_figure(bench: Benchmark, stores: dict[str, Path], n: int, out: Path) -> Path:
+    """Methods × ``n`` inputs spread evenly over the benchmark (classes come in order), each map of the scored
+    column with the ground truth."""
+    import numpy as np
+
+    from camkit.data.boxes import load_annotations
+    from camkit.plots import save_figure
+    from camkit.plots.comparison import method_grid_figure
+    from camkit.workflows.store import MapStore
+    from camkit.workflows.stored_inputs import StoredInputs
+
+    first = next(iter(stores.values()))
+    names = [str(v) for v in MapStore(first).read_all()["names"]]
+    picked = np.linspace(0, len(names) - 1, n).round().astype(int)
+    inputs = StoredInputs.open(first, option="--maps")
+    size = len(inputs.batch(0))
+    x = np.stack([inputs.batch(i // size)[i % size] for i in picked])
+    rows = {}
+    for method, maps_dir in stores.items():
+        arrays = MapStore(maps_dir).read_all()
+        col = [str(c) for c in arrays["columns"]].index(bench.column)
+        rows[method] = arrays[f"maps_{arrays['variants'][-1]}"][picked, col].astype("float32")  # the last variant
+    annotations = load_annotations(bench.annotations or truth_folder(first))
+    truths = [[b.as_tuple() for b in annotations[Path(names[i]).stem].boxes()] for i in picked]
+    titles = [Path(names[i]).parent.name or names[i] for i in picked]
+    return save_figure(method_grid_figure(x, rows, truths, titles, bench.title), out)
+
+
+def truth_folder(maps: Path) -> Path:
+    """The annotations of a store's image folder in camkit's benchmark layout: ``<root>/annotations/<split>``."""
+    import json
+
+    folder = Path(json.loads((maps / "source.json").read_text())["folder"])
+    return folder.parent / "annotations" / folder.name
+
+
+def run_benchmark(bench: Benchmark, args: argparse.Namespace) -> str:
+    model = ensure_model(bench.config, args.root)
+    root = args.root / "bench_methods" / bench.key
+    rows: list[tuple[str, dict]] = []
+    stores: dict[str, Path] = {}
+    metrics: list = []
+    n = 0
+    for method in args.methods.split(",") if args.methods else methods_for(bench.kind):
+        start = time.perf_counter()
+        loc = localize(bench, method, model, root)
+        faith = faithfulness(bench, method, loc["maps"], root)
+        seconds = seconds_per_map(method, loc["maps"], args.n_timed, args.rounds)
+        rows += rows_of(method, loc, faith, seconds)
+        stores[method] = loc["maps"]
+        metrics = [*loc["metrics"], *faith["metrics"]]
+        n = next(iter(loc["summary"].values()))["n_images"]
+        print(f"{bench.key} {method}: {time.perf_counter() - start:.0f} s", flush=True)
+    figure_dir = REPO / "docs" if args.readme else args.root / "plots" / "bench_methods"
+    figure = grid_figure(bench, stores, args.n_examples, figure_dir / f"bench_methods_{bench.key}.png")
+    print(f"figure: {figure}")
+    return table(bench, rows, metrics, n)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--benchmarks", nargs="+", choices=[b.key for b in BENCHMARKS],
+                        default=[b.key for b in BENCHMARKS])
+    parser.add_argument("--methods", help="comma list (default: every method that applies)")
+    parser.add_argument("--n-timed", type=int, default=32, help="samples timed per method")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--n-examples", type=int, default=6, help="inputs in each figure grid")
+    parser.add_argument("--root", type=Path, default=REPO)
+    parser.add_argument("--readme", action="store_true", help="write the tables into README.md")
+    args = parser.parse_args()
+    blocks = [run_benchmark(b, args) for b in BENCHMARKS if b.key in args.benchmarks]
+    text = "\n\n".join(blocks)
+    print(text)
+    if args.readme:
+        from camkit.io import replace_marked_block
+
+        replace_marked_block(REPO / "README.md", "bench_methods", text)
+
+
+if __name__ == "__main__":
+    main()
