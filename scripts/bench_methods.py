@@ -186,7 +186,8 @@ def run_benchmark(bench: Benchmark, args: argparse.Namespace) -> str:
     figure_dir = REPO / "docs" if args.readme else args.root / "plots" / "bench_methods"
     figure = grid_figure(bench, stores, args.n_examples, figure_dir / f"bench_methods_{bench.key}.png")
     print(f"figure: {figure}")
-    return table(bench, rows, metrics, n)
+    text = table(bench, rows, metrics, n)
+    return text + (f"\n\n![every method on {bench.title}](docs/{figure.name})" if args.readme else "")
 
 
 def main() -> None:
