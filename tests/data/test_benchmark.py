@@ -278,6 +278,25 @@ def test_small_gap_cnn_shapes_and_cam_head():
     assert cam.layer == "features" and cam.raw.shape == (2, 8, 8) and cam.maps.shape == (2, 64, 64)
 
 
+def test_the_benchmark_models_cam_grid_is_16x16_and_sets_the_digit_sizes(repo_root: Path):
+    """configs/cluttered_digits_cnn16.yaml: its CAM layer is the 16x16 grid the digit sizes are chosen in."""
+    import yaml
+
+    from camkit.data.digits_render import GRID, digit_heights
+    from camkit.methods import explain
+
+    config = yaml.safe_load((repo_root / "configs" / "cluttered_digits_cnn16.yaml").read_text())
+    assert config["data"]["image_size"] == [64, 64] and config["train"]["epochs"] == 15
+    model = build_model(config["model"]["name"], (64, 64, 3), 10, **config["model"]["options"])
+    assert tuple(model.get_layer("features").output.shape) == (None, GRID, GRID, 128)
+    # 3x3 convs 3->32, 32->64, 64->128, 2 x 128->128 (+ BatchNorm: 4 per channel), Dense 128->10
+    convs = [(3, 32), (32, 64), (64, 128), (128, 128), (128, 128)]
+    assert model.count_params() == sum(9 * i * o + o + 4 * o for i, o in convs) + 128 * 10 + 10
+    assert digit_heights(64) == (20, 40)  # 5..10 cells of 4 px
+    x = np.random.default_rng(0).random((1, 64, 64, 3), dtype=np.float32)
+    assert explain(model, x, method="gradcam").raw.shape == (1, GRID, GRID)
+
+
 def test_small_gap_cnn_options():
     model = build_model("small-gap-cnn", (48, 48, 3), 4, filters=[8, 16, 16], convs=1)
     assert tuple(model.get_layer("features").output.shape) == (None, 12, 12, 16)
