@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -166,9 +167,9 @@ def check_options(*, n_train: int, n_test: int, n_pairs: int, size: int) -> None
         raise CamkitError(f"--size must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {size}")
 
 
-def _rendered(sources: Sources, pools: dict[str, np.ndarray], plans: dict, seed: int, size: int, bar,
-              ) -> Iterator[tuple[str, list[ImageFile], Sample]]:
-    """Every image of every split, rendered in order, with its files."""
+def _rendered(sources: Sources, pools: dict[str, np.ndarray], plans: dict[str, tuple[np.ndarray, np.ndarray]],
+              seed: int, size: int, bar: Any) -> Iterator[tuple[str, list[ImageFile], Sample]]:
+    """Every image of every split, rendered in order, with its files (``bar``: a tqdm bar, one step an image)."""
     for split, (_, digits) in plans.items():
         width = max(4, len(str(len(digits) - 1)))
         for i, row in enumerate(digits.tolist()):

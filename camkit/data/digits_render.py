@@ -85,7 +85,8 @@ def load_sources() -> Sources:
 
 def digit_heights(size: int) -> tuple[int, int]:
     """The range of pasted digit heights in pixels at image side ``size`` (``DIGIT_CELLS`` of the grid)."""
-    return tuple(max(8, round(cells * size / GRID)) for cells in DIGIT_CELLS)
+    low, high = (max(8, round(cells * size / GRID)) for cells in DIGIT_CELLS)
+    return low, high
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
