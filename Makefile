@@ -35,7 +35,7 @@ demo: $(STAMP)
 	@echo "Grad-CeAM (10 epochs; configs/gunpoint_cluster.yaml trains 50): results/gunpoint_cluster_demo/" \
 	      "(cluster_metrics.json, faithfulness.json), plots/gunpoint_cluster_demo/grad_test_{best,worst,centers}{0,1}/"
 	$(BIN)/camkit make-benchmark cluttered-digits --seed 0 --n-train 1000 --n-test 100 \
-	  --out results/hires_demo_data/cluttered_digits --no-progress
+	  --n-pairs 0 --out results/hires_demo_data/cluttered_digits --no-progress
 	$(BIN)/camkit train -c configs/hires_digits_half.yaml --name hires_demo_half \
 	  --data-root results/hires_demo_data --image-size 32 --epochs 6 --no-progress
 	$(BIN)/camkit train -c configs/hires_digits_full.yaml --name hires_demo_full --image-size 32 \

@@ -41,12 +41,13 @@ def convert_sktime(source: Path | None, sktime_dataset: str | None, out_root: Pa
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed, the same bytes.")
 @click.option("--out", type=click.Path(path_type=Path), help="Output folder (default data/<name with _>); "
                                                               "replaced atomically.")
-@click.option("--n-train", type=int, default=3000, show_default=True, help="Training images.")
-@click.option("--n-test", type=int, default=500, show_default=True, help="Test images.")
-@click.option("--size", type=int, default=64, show_default=True, help="Image side in pixels.")
+@click.option("--n-train", type=int, help="Training images (cluttered-digits: 3000).")
+@click.option("--n-test", type=int, help="Test images (cluttered-digits: 500).")
+@click.option("--n-pairs", type=int, help="cluttered-digits: images of two digits of different classes, each stored "
+                                          "under both class folders of pairs/ (250; 0: no pairs split).")
+@click.option("--size", type=int, help="Image side in pixels (cluttered-digits: 64).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def make_benchmark(name: str, seed: int, out: Path | None, n_train: int, n_test: int, size: int,
-                   no_progress: bool) -> None:
+def make_benchmark(name: str, seed: int, out: Path | None, no_progress: bool, **options: int | None) -> None:
     """Build benchmark NAME (cluttered-digits) from data that ships with scikit-learn.
 
     \b
@@ -54,12 +55,13 @@ def make_benchmark(name: str, seed: int, out: Path | None, n_train: int, n_test:
       camkit make-benchmark cluttered-digits --seed 0 --out data/cluttered_digits
       camkit make-benchmark cluttered-digits --seed 1 --out /tmp/cd --n-train 5000 --n-test 1000 --size 96
     """
+    from camkit.data.benchmark import describe
     from camkit.data.benchmark import make_benchmark as build
 
     out = out or Path("data") / name.replace("-", "_")
-    info = build(name, out, seed=seed, n_train=n_train, n_test=n_test, size=size, progress=not no_progress)
-    click.echo(f"wrote {out}: {info['n_train']} train / {info['n_test']} test {info['size']}x{info['size']} images "
-               f"of {len(info['classes'])} classes with VOC boxes (seed {info['seed']})")
+    given = {key: value for key, value in options.items() if value is not None}
+    info = build(name, out, seed=seed, progress=not no_progress, **given)
+    click.echo(describe(name, info, out))
 
 
 @main.command()

@@ -3,9 +3,11 @@
 Blocks of ``convs[i]`` × (Conv2D 3×3 'same' -> BatchNorm -> ReLU), with 2×2 max pooling between blocks
 (not after the last), then GlobalAveragePooling2D and a softmax Dense layer, with nothing in between.
 With the defaults (filters 32-64-128-128, one conv per block and two in the last) a 64×64 input gives
-8×8 feature maps at the last conv (receptive field 54 px, a whole digit); that conv's activation is
-named ``features``: the layer CAM and Grad-CAM look at. The other layers are ``block{i}_conv{j}``,
-``block{i}_bn{j}``, ``block{i}_relu{j}``, ``block{i}_pool``, then ``gap`` and ``predictions``.
+8×8 feature maps at the last conv (receptive field 54 px, a whole digit); with filters 32-64-128 and convs
+1-1-3 (the cluttered-digits benchmark model, ``configs/cluttered_digits_cnn16.yaml``) 16×16 (receptive field
+34 px). That conv's activation is named ``features``: the layer CAM and Grad-CAM look at. The other layers
+are ``block{i}_conv{j}``, ``block{i}_bn{j}``, ``block{i}_relu{j}``, ``block{i}_pool``, then ``gap`` and
+``predictions``.
 """
 
 from __future__ import annotations
