@@ -34,17 +34,9 @@ demo: $(STAMP)
 	$(BIN)/camkit run configs/gunpoint_cluster.yaml --epochs 10 --name gunpoint_cluster_demo --no-progress
 	@echo "Grad-CeAM (10 epochs; configs/gunpoint_cluster.yaml trains 50): results/gunpoint_cluster_demo/" \
 	      "(cluster_metrics.json, faithfulness.json), plots/gunpoint_cluster_demo/grad_test_{best,worst,centers}{0,1}/"
-	$(BIN)/camkit make-benchmark cluttered-digits --seed 0 --n-train 1000 --n-test 100 \
-	  --n-pairs 0 --out results/hires_demo_data/cluttered_digits --no-progress
-	$(BIN)/camkit train -c configs/hires_digits_half.yaml --name hires_demo_half \
-	  --data-root results/hires_demo_data --image-size 32 --epochs 6 --no-progress
-	$(BIN)/camkit train -c configs/hires_digits_full.yaml --name hires_demo_full --image-size 32 \
-	  --data-root results/hires_demo_data --epochs 1 --half-weights models/hires_demo_half/best.keras --no-progress
-	$(BIN)/camkit evaluate -c configs/hires_digits_full.yaml --name hires_demo_full --image-size 32 \
-	  --data-root results/hires_demo_data --half-weights models/hires_demo_half/best.keras
-	$(BIN)/camkit explain --experiment hires_demo_full --method hires --n-images 4 --no-progress
-	@echo "high-res CAM demo (1,000 cluttered digits at 32x32, 6 + 1 epochs, ~2 min on 2 cores; the full run:" \
-	      "configs/hires_digits_*.yaml): plots/hires_demo_full/explain_hires/ (image | low-res | high-res | refined)"
+	$(BIN)/camkit run configs/hires_demo.yaml --no-progress
+	@echo "high-res CAM demo (a one-block DenseNet-FCN at 32x32, 6 + 2 epochs; the paper's model:" \
+	      "configs/hires_digits.yaml): plots/hires_demo/explain_hires/ (image | low-res | high-res | refined)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -5,9 +5,11 @@ and the map column scored), the model is trained from its config when ``models/<
 missing. Then, for every registered classification method that explains the benchmark's kind of input (the
 baselines ``center-gaussian`` and ``random-map`` included; High-res CAM needs its own model: left out):
 
-1. ``camkit eval-localization --method NAME`` over the whole split (maps of the columns ``top1,true`` into a map
-   store of its own under ``--root``'s ``bench_methods/<benchmark>/``): top-1 localization error, GT-known
-   accuracy, MaxBoxAcc and the pointing game;
+1. ``camkit eval-localization --method NAME`` (maps of the columns ``top1,true`` into a map store of its own under
+   ``--root``'s ``bench_methods/<benchmark>/``): top-1 localization error, GT-known accuracy, MaxBoxAcc and the
+   pointing game. Image benchmarks use the first ``--per-class`` images of each class folder (default 20: 200 of
+   the test split's 500 images, 200 of the pairs split's 500 files), linked under ``bench_methods/<benchmark>/
+   inputs/``; series benchmarks their whole test split;
 2. ``camkit eval-faithfulness --maps`` of that same store on the benchmark's column: deletion, insertion, Average
    Drop, Increase in Confidence and ROAD (every metric's defaults);
 3. seconds per map: ``explain`` of the first ``--n-timed`` samples, batch 32, after one warm-up call, in this
@@ -26,9 +28,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +43,8 @@ FAITHFULNESS = "deletion,insertion,average-drop,increase-in-confidence,road"
 
 @dataclass(frozen=True)
 class Benchmark:
-    """A config, the inputs explained (None: its test split), their ground truth, and the column scored."""
+    """A config, the inputs explained (None: its test split; images: a class-folder split whose first
+    ``--per-class`` files of each class are taken), their ground truth, and the column scored."""
 
     key: str
     title: str
@@ -51,9 +55,34 @@ class Benchmark:
     column: str = "top1"
 
 
+DIGITS = REPO / "data" / "cluttered_digits"
+CNN16 = REPO / "configs" / "cluttered_digits_cnn16.yaml"
 BENCHMARKS = (
-    Benchmark("digits", "cluttered digits, test split", REPO / "configs" / "cluttered_digits_cnn.yaml", "images"),
+    Benchmark("digits", "cluttered digits, test split (CNN, 16×16 CAM grid)", CNN16, "images",
+              images=DIGITS / "test", annotations=DIGITS / "annotations" / "test"),
+    Benchmark("pairs", "cluttered digits, pairs split: the map of each file's class (CNN, 16×16 CAM grid)", CNN16,
+              "images", images=DIGITS / "pairs", annotations=DIGITS / "annotations" / "pairs", column="true"),
 )
+
+
+def image_subset(bench: Benchmark, per_class: int, dest: Path) -> Benchmark:
+    """``bench`` on the first ``per_class`` images of each class folder (sorted names), hard-linked (or copied)
+    with their annotations into ``dest``; the same benchmark when ``per_class`` is 0 or it has no image folder."""
+    if not per_class or bench.images is None or bench.annotations is None:
+        return bench
+    images, annotations = dest / bench.images.name, dest / "annotations" / bench.images.name
+    shutil.rmtree(dest, ignore_errors=True)
+    annotations.mkdir(parents=True)
+    for folder in sorted(p for p in bench.images.iterdir() if p.is_dir()):
+        (images / folder.name).mkdir(parents=True)
+        for image in sorted(folder.iterdir())[:per_class]:
+            for source, target in ((image, images / folder.name / image.name),
+                                   (bench.annotations / f"{image.stem}.xml", annotations / f"{image.stem}.xml")):
+                try:
+                    os.link(source, target)
+                except OSError:
+                    shutil.copyfile(source, target)
+    return replace(bench, images=images, annotations=annotations)
 
 
 def ensure_model(config: Path, root: Path) -> Path:
@@ -80,7 +109,8 @@ def localize(bench: Benchmark, method: str, model: Path, root: Path) -> dict[str
     from camkit.workflows.localization import EvalRun, MapsSource, TruthFiles, eval_localization
 
     source = MapsSource(method=method, model=model, config=bench.config, images=bench.images, target="top1,true")
-    run = EvalRun(root=root, out=root / "results" / method / "localization", n_figures=0, progress=False)
+    run = EvalRun(root=root, out=root / "results" / method / "localization", n_figures=0, progress=False,
+                  overwrite=True)
     return eval_localization(source, TruthFiles(annotations=bench.annotations), run)
 
 
@@ -89,7 +119,7 @@ def faithfulness(bench: Benchmark, method: str, maps: Path, root: Path) -> dict[
     from camkit.workflows.localization import MapsSource
 
     run = FaithRun(metric=FAITHFULNESS, column=bench.column, out=root / "results" / method / "faithfulness",
-                   n_figures=0, progress=False)
+                   n_figures=0, progress=False, overwrite=True)
     return eval_faithfulness(MapsSource(maps=maps), run)
 
 
@@ -169,6 +199,7 @@ def truth_folder(maps: Path) -> Path:
 def run_benchmark(bench: Benchmark, args: argparse.Namespace) -> str:
     model = ensure_model(bench.config, args.root)
     root = args.root / "bench_methods" / bench.key
+    bench = image_subset(bench, args.per_class, root / "inputs")
     rows: list[tuple[str, dict]] = []
     stores: dict[str, Path] = {}
     metrics: list = []
@@ -195,6 +226,7 @@ def main() -> None:
     parser.add_argument("--benchmarks", nargs="+", choices=[b.key for b in BENCHMARKS],
                         default=[b.key for b in BENCHMARKS])
     parser.add_argument("--methods", help="comma list (default: every method that applies)")
+    parser.add_argument("--per-class", type=int, default=20, help="images of each class (0: all)")
     parser.add_argument("--n-timed", type=int, default=32, help="samples timed per method")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--n-examples", type=int, default=6, help="inputs in each figure grid")
