@@ -45,7 +45,7 @@ def method_grid_figure(inputs: np.ndarray, rows: Mapping[str, np.ndarray], truth
                 ax.set_title(column_titles[j], fontsize=8)
             if j == 0:
                 ax.set_ylabel(method, fontsize=8, rotation=0, ha="right", va="center")
-    map_colorbar(fig, axes.ravel().tolist(), "jet", shrink=0.6)
+    map_colorbar(fig, axes.ravel().tolist(), "jet", shrink=min(0.6, 2.5 / len(rows)))
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
