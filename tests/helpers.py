@@ -70,12 +70,13 @@ def refused(args: list, culprit: str, *keep: Path) -> str:
     return lines[0]
 
 
-def tiny_fcn(length: int, n_classes: int, seed: int = 0):
-    """A tiny FCN for ``(length, 1)`` series: two Conv1D(8) + ReLU blocks, GAP, a softmax Dense; seeded weights."""
+def tiny_fcn(length: int, n_classes: int, seed: int = 0, channels: int = 1):
+    """A tiny FCN for ``(length, channels)`` series: two Conv1D(8) + ReLU blocks, GAP, a softmax Dense; seeded
+    weights."""
     import keras
 
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input((length, 1), name="series")
+    inputs = keras.Input((length, channels), name="series")
     x = keras.layers.Conv1D(8, 5, padding="same", activation="relu", name="block1_conv")(inputs)
     x = keras.layers.Conv1D(8, 3, padding="same", activation="relu", name="block2_conv")(x)
     x = keras.layers.GlobalAveragePooling1D(name="gap")(x)

@@ -39,26 +39,31 @@ def convert_sktime(source: Path | None, sktime_dataset: str | None, out_root: Pa
 @main.command("make-benchmark")
 @click.argument("name", metavar="NAME")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed, the same bytes.")
-@click.option("--out", type=click.Path(path_type=Path), help="Output folder (default data/<name with _>); "
-                                                              "replaced atomically.")
-@click.option("--n-train", type=int, help="Training images (cluttered-digits: 3000).")
-@click.option("--n-test", type=int, help="Test images (cluttered-digits: 500).")
+@click.option("--out", type=click.Path(path_type=Path), help="Output folder (default data/<name with _>, with _mv "
+                                                              "for --channels > 1); replaced atomically.")
+@click.option("--n-train", type=int, help="Training images or series (cluttered-digits: 3000, planted-patterns: "
+                                          "1000).")
+@click.option("--n-test", type=int, help="Test images or series (cluttered-digits: 500, planted-patterns: 300).")
 @click.option("--n-pairs", type=int, help="cluttered-digits: images of two digits of different classes, each stored "
                                           "under both class folders of pairs/ (250; 0: no pairs split).")
 @click.option("--size", type=int, help="Image side in pixels (cluttered-digits: 64).")
+@click.option("--length", type=int, help="Series length (planted-patterns: 256).")
+@click.option("--channels", type=int, help="Series channels (planted-patterns: 1; more: the pattern sits in one).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def make_benchmark(name: str, seed: int, out: Path | None, no_progress: bool, **options: int | None) -> None:
-    """Build benchmark NAME (cluttered-digits) from data that ships with scikit-learn.
+    """Build benchmark NAME: cluttered-digits (images, VOC boxes) or planted-patterns (series, intervals).
 
     \b
     Example:
       camkit make-benchmark cluttered-digits --seed 0 --out data/cluttered_digits
       camkit make-benchmark cluttered-digits --seed 1 --out /tmp/cd --n-train 5000 --n-test 1000 --size 96
+      camkit make-benchmark planted-patterns --seed 0                                # data/planted_patterns
+      camkit make-benchmark planted-patterns --seed 0 --channels 3 --n-train 2000    # data/planted_patterns_mv
     """
     from camkit.data.benchmark import describe
     from camkit.data.benchmark import make_benchmark as build
 
-    out = out or Path("data") / name.replace("-", "_")
+    out = out or Path("data") / (name.replace("-", "_") + ("_mv" if (options["channels"] or 1) > 1 else ""))
     given = {key: value for key, value in options.items() if value is not None}
     info = build(name, out, seed=seed, progress=not no_progress, **given)
     click.echo(describe(name, info, out))

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 @click.option("--images", type=click.Path(path_type=Path), help="With --method: the images (default: the "
                                                                  "experiment's test split).")
 @click.option("--annotations", type=click.Path(path_type=Path), help="Ground truth: a folder of VOC XML files or a "
-                                                                     "CSV (default: DATASET/annotations/test).")
+              "CSV (default: DATASET/annotations/test); series: an interval CSV (default: DATASET/intervals_test.csv).")
 @click.option("--data-root", help="Where datasets live (default data/).")
 @click.option("--imagenet", is_flag=True, help="ImageNet classes: Keras order, WNID labels, CLS-LOC submission ids.")
 @click.option("--synsets", type=click.Path(path_type=Path), help="The model's classes as WNIDs, one a line.")
@@ -49,9 +49,12 @@ def eval_localization(model_path: Path | None, config_path: Path | None, option:
                       **kw: Any) -> None:
     """Weak localization: top-1/top-5 localization error, GT-known accuracy, MaxBoxAcc, pointing game.
 
+    Images are scored against boxes, series against one interval per series (sample,label,start,end[,channel]).
+
     \b
     Example:
       camkit eval-localization -c configs/cluttered_digits_cnn.yaml --method gradcam
+      camkit eval-localization -c configs/planted_fcn.yaml --method gradcam
       camkit eval-localization --maps plots/vgg/explain_augmented-gradcam --annotations val_xml/ --imagenet \\
           --skip blacklist.txt
     """

@@ -15,7 +15,7 @@ from typing import Any
 
 from camkit.errors import CamkitError
 
-BENCHMARKS = {"cluttered-digits": "camkit.data.cluttered_digits"}
+BENCHMARKS = {"cluttered-digits": "camkit.data.cluttered_digits", "planted-patterns": "camkit.data.planted"}
 
 
 def benchmark_module(name: str) -> ModuleType:

@@ -110,3 +110,36 @@ def _limits(ax: Axes, data: np.ndarray, length: int) -> None:
     margin = (high - low) * Y_MARGIN if high > low else max(abs(high) * 0.1, 0.5)
     ax.set_xlim(0, length - 1)
     ax.set_ylim(low - margin, high + margin)
+
+
+def intervals_figure(series: np.ndarray, heatmaps: Sequence[np.ndarray], titles: Sequence[str],
+                     truth: tuple[int, int], predicted: Sequence[tuple[int, int]], channel: int = 0,
+                     cmap: str = "jet") -> Figure:
+    """One panel per map: the series' channels as lines coloured by the map (``channel``, the ground truth's, drawn
+    at full strength, the others faded), the true interval shaded green and the map's interval between dashed lines.
+
+    Intervals are ``(start, end)``, 0-based and end exclusive; sample ``t`` is drawn at ``x = t``.
+    """
+    data = as_series(series)
+    if not len(heatmaps) == len(titles) == len(predicted) or not heatmaps:
+        raise CamkitError(f"plots: {len(heatmaps)} maps, {len(titles)} titles and {len(predicted)} intervals")
+    fig = plt.figure(figsize=(9.0, 0.6 + 2.0 * len(heatmaps)), layout="constrained")
+    axes = fig.subplots(len(heatmaps), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, heatmap, title, (start, end) in zip(axes, heatmaps, titles, predicted, strict=True):
+        values = _fit_map(heatmap, len(data))
+        for c, column in enumerate(data.T):
+            line = coloured_line(ax, column, values, cmap)
+            if c != channel:
+                line.set_alpha(0.35)
+                line.set_linewidth(LINE_WIDTH / 2)
+        ax.axvspan(truth[0] - 0.5, truth[1] - 0.5, color="tab:green", alpha=0.2, label="true interval")
+        for edge in (start - 0.5, end - 0.5):
+            ax.axvline(edge, color="black", linestyle="--", linewidth=1.2,
+                       label="map's interval" if edge == start - 0.5 else None)
+        _limits(ax, data, len(data))
+        ax.set_title(wrap(title, 90), fontsize=10)
+        ax.grid(alpha=0.25)
+    axes[0].legend(loc="upper right", fontsize=8)
+    axes[-1].set_xlabel("time")
+    map_colorbar(fig, list(axes), cmap, shrink=0.9, aspect=max(12, 8 * len(heatmaps)), pad=0.02)
+    return fig

@@ -1,5 +1,5 @@
 """A stored batch's image with every map variant over it, each with its box (and the ground truth when given);
-a stored batch's series coloured by every map variant."""
+a stored batch's series coloured by every map variant (and with its interval and the true one)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from camkit.data.intervals import Interval, interval_box, interval_of
+from camkit.metrics.localization import iou_inclusive
 from camkit.metrics.map_boxes import Preprocessing, box_from_map
 from camkit.plots.explain import class_name, class_text, column_title
 from camkit.plots.maps import Panel, panels_figure
-from camkit.plots.series import series_figure, series_grid_figure
+from camkit.plots.series import intervals_figure, series_figure, series_grid_figure
 
 
 def variant_figure(image: np.ndarray, arrays: Mapping[str, Any], j: int, threshold: float,
@@ -55,4 +57,21 @@ def series_variant_figure(series: np.ndarray, arrays: Mapping[str, Any], j: int,
     figure = series_grid_figure([series] * len(maps), maps, [titles.get(v, v) for v in variants],
                                 ncols=min(3, len(maps)))
     figure.suptitle(head, fontsize=12)
+    return figure
+
+
+def series_interval_figure(series: np.ndarray, arrays: Mapping[str, Any], j: int, titles: Mapping[str, str],
+                           threshold: float, truth: Interval) -> Figure:
+    """Series ``j`` of a batch file (``series`` (T, C)): every variant's top-1 map with its interval (the largest
+    run of samples at or above ``threshold × max``) and the ground-truth interval ``truth`` of the true class."""
+    column = [str(c) for c in arrays["columns"]].index("top1")
+    variants = [str(v) for v in arrays["variants"]]
+    maps = [arrays[f"maps_{v}"][j, column].astype(np.float32) for v in variants]
+    predicted = [interval_of(box_from_map(m[None], None, threshold)) for m in maps]
+    heads = [f"{titles.get(v, v)}: map's interval [{start}, {end}), IoU "
+             f"{iou_inclusive(interval_box(start, end), truth.box):.2f}" for v, (start, end) in zip(variants, predicted,
+                                                                                                  strict=True)]
+    figure = intervals_figure(series, maps, heads, (truth.start, truth.end), predicted, truth.channel)
+    figure.suptitle(f"{arrays['names'][j]} · true {truth.label} [{truth.start}, {truth.end}) in channel "
+                    f"{truth.channel} · {stored_target(arrays, j, column)}", fontsize=11)
     return figure

@@ -6,11 +6,13 @@ then runs the registered metric plugins over every batch and map variant (a meth
 single / max / avg / sr) with resume and ``--shard i/n``. The localization plugins (ILSVRC protocol: any
 ground-truth box of the class, inclusive IoU ≥ 0.5, optional skip list) are the top-1 / top-5 localization error
 and the submission files (``camkit.metrics.loc_error``), GT-known accuracy, MaxBoxAcc and the pointing game on the
-map of the ground-truth class (column ``true``; needs it), and the classification error alongside.
+map of the ground-truth class (column ``true``; needs it), and the classification error alongside. Series maps are
+scored against one interval per series the same way (:mod:`camkit.workflows.intervals`).
 
 Outputs: ``OUT/summary.json``, ``OUT/per_image.csv`` (one row per image and variant), ``OUT/submissions/<variant>.txt``
 (ILSVRC CLS-LOC format: file names sorted, up to five ``id xmin ymin xmax ymax`` groups per line), and
-``OUT/figures/`` for the first images: each variant's top-1 map with its box and the ground-truth boxes.
+``OUT/figures/`` for the first images: each variant's top-1 map with its box and the ground-truth boxes (series: the
+series coloured by the map, its interval and the true one).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from camkit.data.boxes import Annotation, ClassMap, SkipList, image_id
+from camkit.data.intervals import Interval
 from camkit.errors import CamkitError
 from camkit.io import check_destination
 from camkit.methods import method_class
@@ -30,9 +33,17 @@ from camkit.plots import save_figure
 from camkit.plots.variants import variant_figure
 from camkit.workflows.evaluate import GroundTruth, evaluate_folder
 from camkit.workflows.folder import explain_folder
+from camkit.workflows.intervals import (
+    POINTING_TOLERANCE,
+    SeriesTruth,
+    intervals_path,
+    series_annotations,
+    series_figures,
+    stored_series_truth,
+)
 from camkit.workflows.plan import ExplainPlan
 from camkit.workflows.records import Digests
-from camkit.workflows.sources import SourceSpec, resolve_source
+from camkit.workflows.sources import Resolved, SourceSpec, resolve_source
 from camkit.workflows.store import MapStore, Shard
 
 MAPS_KEYS = ("method", "options", "class_names")  # the settings of the maps run that an evaluation reads
@@ -130,7 +141,16 @@ def true_labels_from(annotations: Mapping[str, Annotation],
     return labels
 
 
-Located = tuple[Path, Path, Path, dict[str, Annotation]]  # maps folder, output folder, annotations path, annotations
+@dataclass(frozen=True)
+class Located:
+    """Where the maps and the outputs are, and the ground truth: its file and annotations (series: the one-row
+    boxes of their intervals, and the intervals by sample in ``intervals``)."""
+
+    maps: Path
+    out: Path
+    annotations_path: Path
+    annotations: dict[str, Annotation]
+    intervals: dict[int, Interval] | None = None
 
 
 def ground_truth(files: TruthFiles, skip: SkipList | None) -> tuple[Path, dict[str, Annotation]]:
@@ -145,51 +165,78 @@ def ground_truth(files: TruthFiles, skip: SkipList | None) -> tuple[Path, dict[s
     return Path(files.annotations), annotations
 
 
+def _series_truth(maps: Path, out: Path, files: TruthFiles, skip: SkipList | None) -> Located:
+    """A series store's intervals (``--annotations`` or the dataset's), checked against its series and the skip list."""
+    path, annotations, intervals = stored_series_truth(maps, files.annotations)
+    if skip is not None:
+        skip.resolve(annotations.keys())
+    return Located(maps, out, path, annotations, intervals)
+
+
 def _stored_maps(source: MapsSource, files: TruthFiles, run: EvalRun, skip: SkipList | None) -> Located:
     """Where the maps and the outputs are, and the ground truth, for ``--maps DIR``."""
     if any(v is not None for v in (source.model, source.config, source.experiment, source.images)):
         raise CamkitError("--maps already holds the maps: drop the model and --images options")
     maps = Path(source.maps)
     settings = MapStore(maps, option="--maps").run(MAPS_KEYS)["settings"]
-    if settings.get("kind", "images") != "images":
-        raise CamkitError(f"--maps {maps}: maps of {settings['kind']}; localization scores image maps against boxes "
-                          "(camkit eval-faithfulness scores series maps)")
     out = Path(run.out) if run.out is not None else maps / "localization"
     if out.resolve() == maps.resolve():
         raise CamkitError(f"--out {out}: that is the --maps folder; the evaluation needs a folder of its own")
     check_destination(out, "--out")
-    return (maps, out, *ground_truth(files, skip))
+    if settings.get("kind", "images") == "series":
+        return _series_truth(maps, out, files, skip)
+    return Located(maps, out, *ground_truth(files, skip))
+
+
+def _check_series_truth(resolved: Resolved, split: str, files: TruthFiles, skip: SkipList | None) -> None:
+    """Before a series split is explained: its interval file exists and fits its series, the skip list matches."""
+    from camkit.workflows.folder_sources import series_source
+
+    series = series_source(resolved.data, split, None, None)
+    path = intervals_path(series.folder, split, files.annotations, "--annotations")
+    annotations = series_annotations(path, split, series.x, series.y_true, series.class_names)[0]
+    if skip is not None:
+        skip.resolve(annotations.keys())
 
 
 def _computed_maps(source: MapsSource, files: TruthFiles, run: EvalRun, skip: SkipList | None) -> Located:
-    """Where the maps and the outputs are, and the ground truth, for ``--method NAME``: explain the images into
-    the maps folder first (their ``true`` column from the annotations' labels)."""
-    from camkit.data.timeseries import resolve_dataset_dir
-
+    """Where the maps and the outputs are, and the ground truth, for ``--method NAME``: explain the images (their
+    ``true`` column from the annotations' labels) or the series of the split into the maps folder first."""
     spec = SourceSpec(source.model, source.config, source.experiment, images=source.images,
                       data_root=source.data_root, preprocess=source.preprocess, image_size=source.image_size,
                       imagenet_labels=files.imagenet, root=run.root)
     resolved = resolve_source(spec)
-    data = resolved.data
-    if data.get("kind") != "images" and source.images is None:
-        raise CamkitError("eval-localization explains images: give --images DIR or an image experiment")
-    annotations = files.annotations
-    if annotations is None:
-        if source.images is not None:
-            raise CamkitError("--annotations: give the ground truth of --images (VOC XML folder or CSV)")
-        annotations = resolve_dataset_dir(data["dataset"], data["root"]) / "annotations" / "test"
-    annotations_path, ann = ground_truth(replace(files, annotations=annotations), skip)
+    series = not resolved.is_images and source.images is None
     maps = run.root / "plots" / resolved.name / f"explain_{source.method}"
     name = f"localization_{source.method}"
     out = Path(run.out) if run.out is not None else run.root / "results" / resolved.name / name
+    if series:
+        _check_series_truth(resolved, spec.split, files, skip)
+    else:
+        annotations_path, ann = _image_truth(source, files, resolved, skip)
     check_destination(out, "--out")
     check_destination(maps, "--root")
     plan = ExplainPlan(spec, source.method, dict(source.options), n_images="all", batch_size=source.batch_size,
                        target=source.target or method_class(source.method).default_columns, save_dir=maps,
                        progress=run.progress, shard=run.shard, overwrite=run.overwrite,
                        target_is_default=source.target is None, n_figures=run.n_figures)
-    explain_folder(plan, resolved, true_labels_from(ann, lambda names: _class_map(files, names)), option="")
-    return maps, out, annotations_path, ann
+    labels = None if series else true_labels_from(ann, lambda names: _class_map(files, names))
+    explain_folder(plan, resolved, labels, option="")
+    return _series_truth(maps, out, files, skip) if series else Located(maps, out, annotations_path, ann)
+
+
+def _image_truth(source: MapsSource, files: TruthFiles, resolved: Resolved,
+                 skip: SkipList | None) -> tuple[Path, dict[str, Annotation]]:
+    """The annotations of the images to explain: ``--annotations``, else the image dataset's annotations/test."""
+    from camkit.data.timeseries import resolve_dataset_dir
+
+    annotations = files.annotations
+    if annotations is None:
+        if source.images is not None:
+            raise CamkitError("--annotations: give the ground truth of --images (VOC XML folder or CSV)")
+        data = resolved.data
+        annotations = resolve_dataset_dir(data["dataset"], data["root"]) / "annotations" / "test"
+    return ground_truth(replace(files, annotations=annotations), skip)
 
 
 def eval_localization(source: MapsSource, files: TruthFiles, run: EvalRun) -> dict[str, Any]:
@@ -205,15 +252,20 @@ def eval_localization(source: MapsSource, files: TruthFiles, run: EvalRun) -> di
         raise CamkitError(f"--threshold: a fraction of the map's maximum in [0, 1], not {run.threshold}")
     Shard.parse(run.shard)
     skip = read_skip_list(files.skip) if files.skip is not None else None
-    maps, out, annotations_path, annotations = (_stored_maps if source.maps is not None else _computed_maps)(
-        source, files, run, skip)
+    located = (_stored_maps if source.maps is not None else _computed_maps)(source, files, run, skip)
+    maps = located.maps
     stored = MapStore(maps, option="--maps").run(MAPS_KEYS)["settings"]
     threshold = method_class(stored["method"]).box_threshold if run.threshold is None else run.threshold
-    truth = GroundTruth(annotations, _class_map(files, stored["class_names"]), BoxSettings(threshold), skip)
-    digests = Digests.of({"annotations": annotations_path, "skip": files.skip})
-    result = evaluate_folder(maps, out, truth, digests, shard=run.shard, progress=run.progress,
+    cmap = _class_map(files, stored["class_names"])
+    truth = (GroundTruth(located.annotations, cmap, BoxSettings(threshold), skip) if located.intervals is None else
+             SeriesTruth(located.annotations, cmap, BoxSettings(threshold, tolerance=POINTING_TOLERANCE), skip))
+    digests = Digests.of({"annotations": located.annotations_path, "skip": files.skip})
+    result = evaluate_folder(maps, located.out, truth, digests, shard=run.shard, progress=run.progress,
                              overwrite=run.overwrite)
-    result["figures"] = write_figures(maps, out, truth, run.n_figures) if result["complete"] else []
+    result["figures"] = []
+    if result["complete"]:
+        result["figures"] = (write_figures(maps, located.out, truth, run.n_figures) if located.intervals is None else
+                             series_figures(maps, located.out, threshold, located.intervals, run.n_figures))
     result["maps"] = maps
     return result
 

@@ -49,13 +49,15 @@ def read_source(store: MapStore) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class StoredInputs:
-    """A store's run record and source, opened once; ``series``: a series store's explained series (checked)."""
+    """A store's run record and source, opened once; ``series`` and ``labels``: a series store's explained series
+    and their class indices (checked)."""
 
     store: MapStore
     settings: dict[str, Any]
     inputs: dict[str, Any]
     source: dict[str, Any]
     series: np.ndarray | None = None
+    labels: np.ndarray | None = None
 
     @classmethod
     def open(cls, maps_dir: Path | str, option: str = "--maps") -> StoredInputs:
@@ -94,7 +96,7 @@ class StoredInputs:
             split = self.settings["split"]
             raise CamkitError(f"{self.store.shown}: the {split} series of {self.folder} changed (their values or "
                               "labels) since these maps were written")
-        return StoredInputs(self.store, self.settings, self.inputs, self.source, source.x)
+        return StoredInputs(self.store, self.settings, self.inputs, self.source, source.x, source.y_true)
 
     def rows(self, b: int) -> range:
         """The samples of batch ``b``; an error for a batch the store does not have."""

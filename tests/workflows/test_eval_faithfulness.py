@@ -115,13 +115,16 @@ def test_images_end_to_end(data_root, tmp_path) -> None:
     assert invoke("eval-faithfulness", "--maps", tmp_path / "nowhere").exit_code == 2
 
 
-def test_localization_refuses_a_series_store(experiment, whole, tmp_path) -> None:
+def test_localization_refuses_a_series_store_without_intervals(experiment, whole, data_root, tmp_path) -> None:
     maps_dir = experiment[0] / "plots" / "gunpoint_fcn" / "explain_gradcam"
+    line = refused(["eval-localization", "--maps", maps_dir, "--out", tmp_path / "loc"], "no interval ground truth",
+                   maps_dir, data_root / "GunPoint")
+    assert f"{data_root / 'GunPoint' / 'intervals_test.csv'} does not exist" in line and "eval-faithfulness" in line
     boxes = tmp_path / "boxes.csv"
     boxes.write_text("image,label,xmin,ymin,xmax,ymax\ntest_00000,1,0,0,1,1\n")
-    line = refused(["eval-localization", "--maps", maps_dir, "--annotations", boxes, "--out", tmp_path / "loc"],
-                   "maps of series", maps_dir)
-    assert "eval-faithfulness" in line and not (tmp_path / "loc").exists()
+    refused(["eval-localization", "--maps", maps_dir, "--annotations", boxes, "--out", tmp_path / "loc"],
+            f"--annotations {boxes}, line 1: expected the header sample,label,start,end,channel", maps_dir)
+    assert not (tmp_path / "loc").exists()
 
 
 def test_metric_options_reach_their_metric(experiment, whole, data_root, tmp_path) -> None:
