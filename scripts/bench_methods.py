@@ -62,6 +62,10 @@ BENCHMARKS = (
               images=DIGITS / "test", annotations=DIGITS / "annotations" / "test"),
     Benchmark("pairs", "cluttered digits, pairs split: the map of each file's class (CNN, 16×16 CAM grid)", CNN16,
               "images", images=DIGITS / "pairs", annotations=DIGITS / "annotations" / "pairs", column="true"),
+    Benchmark("planted", "planted patterns, test split (FCN)", REPO / "configs" / "planted_fcn.yaml", "series",
+              annotations=REPO / "data" / "planted_patterns" / "intervals_test.csv"),
+    Benchmark("planted_mv", "planted patterns, 3 channels, test split (FCN)", REPO / "configs" / "planted_fcn_mv.yaml",
+              "series", annotations=REPO / "data" / "planted_patterns_mv" / "intervals_test.csv"),
 )
 
 
@@ -165,7 +169,6 @@ def grid_figure(bench: Benchmark, stores: dict[str, Path], n: int, out: Path) ->
     column with the ground truth."""
     import numpy as np
 
-    from camkit.data.boxes import load_annotations
     from camkit.plots import save_figure
     from camkit.plots.comparison import method_grid_figure
     from camkit.workflows.store import MapStore
@@ -182,18 +185,23 @@ def grid_figure(bench: Benchmark, stores: dict[str, Path], n: int, out: Path) ->
         arrays = MapStore(maps_dir).read_all()
         col = [str(c) for c in arrays["columns"]].index(bench.column)
         rows[method] = arrays[f"maps_{arrays['variants'][-1]}"][picked, col].astype("float32")  # the last variant
-    annotations = load_annotations(bench.annotations or truth_folder(first))
-    truths = [[b.as_tuple() for b in annotations[Path(names[i]).stem].boxes()] for i in picked]
-    titles = [Path(names[i]).parent.name or names[i] for i in picked]
+    truths, titles = ground_truth(bench, names, picked)
     return save_figure(method_grid_figure(x, rows, truths, titles, bench.title), out)
 
 
-def truth_folder(maps: Path) -> Path:
-    """The annotations of a store's image folder in camkit's benchmark layout: ``<root>/annotations/<split>``."""
-    import json
+def ground_truth(bench: Benchmark, names: list[str], picked: Any) -> tuple[list[list[tuple]], list[str]]:
+    """The regions and the title of each picked input: VOC boxes of images, the interval of series."""
+    if bench.kind == "series":
+        from camkit.data.intervals import read_intervals
 
-    folder = Path(json.loads((maps / "source.json").read_text())["folder"])
-    return folder.parent / "annotations" / folder.name
+        intervals = read_intervals(bench.annotations)
+        chosen = [intervals[int(i)] for i in picked]
+        return [[(iv.start, iv.end)] for iv in chosen], [iv.label for iv in chosen]
+    from camkit.data.boxes import load_annotations
+
+    annotations = load_annotations(bench.annotations)
+    return ([[b.as_tuple() for b in annotations[Path(names[i]).stem].boxes()] for i in picked],
+            [Path(names[i]).parent.name for i in picked])
 
 
 def run_benchmark(bench: Benchmark, args: argparse.Namespace) -> str:
