@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 @click.option("--clsloc", type=click.Path(path_type=Path), help="WNID -> submission id table (map_clsloc.txt).")
 @click.option("--skip", type=click.Path(path_type=Path), help="Images to leave out: 1-based indices or ids.")
 @click.option("--threshold", type=float, help="Box threshold, a fraction of the map max (0.20 CAM, else 0.15).")
+@click.option("--tolerance", type=float, help="Pointing game: how far the map's peak may lie from the box, in "
+                                             "pixels of the annotated image (default 15; series: samples, 0).")
 @click.option("--target", help="With --method: map columns (default top5,true; augmented-gradcam top1,true).")
 @click.option("--option", "-o", "option", multiple=True, metavar="KEY=VALUE", help="A method option, repeatable.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Images per batch file.")

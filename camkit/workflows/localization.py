@@ -85,6 +85,7 @@ class EvalRun:
     root: Path = Path(".")
     out: Path | None = None
     threshold: float | None = None
+    tolerance: float | None = None  # the pointing game's, in pixels / samples (None: 15 px, series 0 samples)
     shard: str | None = None
     progress: bool | None = None
     overwrite: bool = False
@@ -250,6 +251,9 @@ def eval_localization(source: MapsSource, files: TruthFiles, run: EvalRun) -> di
                           f"not {'both' if source.maps is not None else 'neither'}")
     if run.threshold is not None and not 0 <= run.threshold <= 1:
         raise CamkitError(f"--threshold: a fraction of the map's maximum in [0, 1], not {run.threshold}")
+    if run.tolerance is not None and not 0 <= run.tolerance < float("inf"):
+        raise CamkitError(f"--tolerance: the pointing game's distance in pixels (series: samples), >= 0, not "
+                          f"{run.tolerance}")
     Shard.parse(run.shard)
     skip = read_skip_list(files.skip) if files.skip is not None else None
     located = (_stored_maps if source.maps is not None else _computed_maps)(source, files, run, skip)
@@ -257,8 +261,10 @@ def eval_localization(source: MapsSource, files: TruthFiles, run: EvalRun) -> di
     stored = MapStore(maps, option="--maps").run(MAPS_KEYS)["settings"]
     threshold = method_class(stored["method"]).box_threshold if run.threshold is None else run.threshold
     cmap = _class_map(files, stored["class_names"])
-    truth = (GroundTruth(located.annotations, cmap, BoxSettings(threshold), skip) if located.intervals is None else
-             SeriesTruth(located.annotations, cmap, BoxSettings(threshold, tolerance=POINTING_TOLERANCE), skip))
+    series = located.intervals is not None
+    default = POINTING_TOLERANCE if series else BoxSettings.tolerance
+    settings = BoxSettings(threshold, tolerance=default if run.tolerance is None else run.tolerance)
+    truth = (SeriesTruth if series else GroundTruth)(located.annotations, cmap, settings, skip)
     digests = Digests.of({"annotations": located.annotations_path, "skip": files.skip})
     result = evaluate_folder(maps, located.out, truth, digests, shard=run.shard, progress=run.progress,
                              overwrite=run.overwrite)

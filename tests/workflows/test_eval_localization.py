@@ -245,7 +245,8 @@ def test_augmented_maps_get_one_submission_per_aggregation(digits, tmp_path) -> 
     ("args", "message"),
     [(["--method", "gradcam", "--maps", "x"], "not both"), ([], "not neither"),
      (["--method", "gradcam", "--images", "IMAGES"], "--annotations: give the ground truth"),
-     (["--method", "gradcam", "--threshold", "1.5", "--annotations", "XML", "--images", "IMAGES"], "--threshold")],
+     (["--method", "gradcam", "--threshold", "1.5", "--annotations", "XML", "--images", "IMAGES"], "--threshold"),
+     (["--method", "gradcam", "--tolerance", "-1", "--annotations", "XML", "--images", "IMAGES"], "--tolerance")],
 )
 def test_bad_input_is_one_line_and_exit_2(digits, tmp_path, args, message) -> None:
     images, model, xml = digits
@@ -293,3 +294,23 @@ def test_flat_folder_with_wnid_annotations_like_ilsvrc_val(digits, tmp_path) -> 
     assert {r["true_label"] for r in rows} == set(wnids) and len(rows) == 12
     first_ids = {line.split()[0] for line in (out / "submissions" / "gradcam.txt").read_text().splitlines()}
     assert first_ids <= {"7", "3", "5"}
+
+
+@pytest.mark.parametrize(("tolerance", "expected"), [(28.0, 2 / 3), (29.0, 1.0)])
+def test_pointing_tolerance(hand_made, tmp_path, tolerance: float, expected: float) -> None:
+    """img1's peak, the original's pixel (1, 1), is √(20² + 20²) = 28.3 px from its box's corner (21, 21)."""
+    run, annotations = hand_made
+    settings = BoxSettings(threshold=0.5, tolerance=tolerance)
+    result = evaluate_folder(run, tmp_path / "out", GroundTruth(annotations, ClassMap.from_names(["a", "b", "c"]),
+                                                                settings), DIGESTS)
+    assert result["summary"]["gradcam"]["pointing_game"] == pytest.approx(expected)
+
+
+def test_tolerance_from_the_command_line_is_recorded_and_changes_a_rerun(gradcam_run, digits) -> None:
+    images, model, xml = digits
+    recorded = json.loads((gradcam_run / "eval" / "run.json").read_text())["settings"]
+    assert recorded["pointing_tolerance"] == 15.0
+    result = invoke("eval-localization", "--model-path", model, "--images", images, "--annotations", xml,
+                    "--batch-size", 5, "--out", gradcam_run, "--root", gradcam_run.parent, "--method", "gradcam",
+                    "--tolerance", "4")
+    assert result.exit_code == 2 and "pointing_tolerance: 15.0 -> 4.0" in result.output, result.output
