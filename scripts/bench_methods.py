@@ -179,7 +179,8 @@ def grid_figure(bench: Benchmark, stores: dict[str, Path], n: int, out: Path) ->
     picked = np.linspace(0, len(names) - 1, n).round().astype(int)
     inputs = StoredInputs.open(first, option="--maps")
     size = len(inputs.batch(0))
-    x = np.stack([inputs.batch(i // size)[i % size] for i in picked])
+    batches = {b: inputs.batch(b) for b in sorted({int(i) // size for i in picked})}  # each batch read once
+    x = np.stack([batches[int(i) // size][int(i) % size] for i in picked])
     rows = {}
     for method, maps_dir in stores.items():
         arrays = MapStore(maps_dir).read_all()

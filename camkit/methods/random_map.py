@@ -20,6 +20,7 @@ import numpy as np
 from camkit.errors import CamkitError
 from camkit.methods.base import register_method, upsample
 from camkit.methods.baseline import BaselineMap
+from camkit.methods.scorecam import positive_int
 
 
 def sample_stream(seed: int, sample: np.ndarray) -> np.random.Generator:
@@ -35,12 +36,9 @@ class RandomMap(BaselineMap):
 
     def __init__(self, seed: int = 0, cells: int | None = None) -> None:
         super().__init__()
-        for name, value, low in (("seed", seed, 0), ("cells", cells, 1)):
-            if value is None and name == "cells":
-                continue
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-                raise CamkitError(f"{name}: expected an integer of at least {low}, got {value!r}")
-        self.seed, self.cells = int(seed), None if cells is None else int(cells)
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise CamkitError(f"seed: expected an integer of at least 0, got {seed!r}")
+        self.seed, self.cells = int(seed), positive_int("cells", cells, allow_none=True)
 
     def baseline_maps(self, inputs: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
         grid = size if self.cells is None else tuple(min(self.cells, n) for n in size)

@@ -61,7 +61,7 @@ def test_random_map_on_a_coarse_grid() -> None:
 @pytest.mark.parametrize(("method", "options", "message"), [
     ("center-gaussian", {"sigma": 0}, "sigma: expected the Gaussian's σ"),
     ("random-map", {"seed": -1}, "seed: expected an integer of at least 0"),
-    ("random-map", {"cells": 0}, "cells: expected an integer of at least 1"),
+    ("random-map", {"cells": 0}, "cells: expected a positive integer"),
 ])
 def test_bad_options(method: str, options: dict, message: str) -> None:
     net, x = tiny("series"), inputs("series", n=1)
