@@ -7,18 +7,21 @@ baselines ``center-gaussian`` and ``random-map`` included; High-res CAM needs it
 
 1. ``camkit eval-localization --method NAME`` (maps of the columns ``top1,true`` into a map store of its own under
    ``--root``'s ``bench_methods/<benchmark>/``): top-1 localization error, GT-known accuracy, MaxBoxAcc and the
-   pointing game. Image benchmarks use the first ``--per-class`` images of each class folder (default 20: 200 of
+   pointing game (images: at 4 px, the standard 15 px of a 224-px input scaled to the 64-px benchmark; series:
+   0 samples). Image benchmarks use the first ``--per-class`` images of each class folder (default 20: 200 of
    the test split's 500 images, 200 of the pairs split's 500 files), linked under ``bench_methods/<benchmark>/
    inputs/``; series benchmarks their whole test split;
 2. ``camkit eval-faithfulness --maps`` of that same store on the benchmark's column: deletion, insertion, Average
-   Drop, Increase in Confidence and ROAD (every metric's defaults);
+   Drop, Increase in Confidence and ROAD (every metric's defaults, except deletion and insertion in 64 steps on the
+   256-step series);
 3. seconds per map: ``explain`` of the first ``--n-timed`` samples, batch 32, after one warm-up call, in this
    process (wall clock; median of ``--rounds``).
 
 Prints a Markdown table per benchmark (a row per method and map variant) and writes a figure grid per benchmark
-(methods × the first ``--n-examples`` inputs, ground truth drawn) to ``plots/bench_methods/<benchmark>.png``; with
-``--readme`` the tables go into README.md's ``bench_methods`` block and the figures under ``docs/``. A rerun
-resumes every finished batch (same settings) and recomputes what changed.
+(methods × ``--n-examples`` inputs, ground truth drawn, a multichannel series as the channel of its pattern) to
+``plots/bench_methods/<benchmark>.png``; with ``--readme`` each table goes into README.md's
+``bench_methods_<benchmark>`` block and the figures under ``docs/``.
+A rerun resumes every finished batch (same settings) and recomputes what changed.
 
     .venv/bin/python scripts/bench_methods.py --readme
     .venv/bin/python scripts/bench_methods.py --benchmarks digits --methods gradcam,center-gaussian
@@ -53,19 +56,24 @@ class Benchmark:
     images: Path | None = None
     annotations: Path | None = None
     column: str = "top1"
+    tolerance: float | None = None  # the pointing game's (None: eval-localization's default)
+    steps: int | None = None  # deletion's and insertion's (None: the metrics' default)
 
 
 DIGITS = REPO / "data" / "cluttered_digits"
 CNN16 = REPO / "configs" / "cluttered_digits_cnn16.yaml"
+SERIES_STEPS = 64  # deletion / insertion of 4 samples a step on the 256-step series (their default, T, costs 4×)
+SCALED_TOLERANCE = 4.0  # Zhang et al.'s 15 px of a 224-px input, scaled to the benchmark's 64 px (15 × 64 / 224)
 BENCHMARKS = (
     Benchmark("digits", "cluttered digits, test split (CNN, 16×16 CAM grid)", CNN16, "images",
-              images=DIGITS / "test", annotations=DIGITS / "annotations" / "test"),
+              images=DIGITS / "test", annotations=DIGITS / "annotations" / "test", tolerance=SCALED_TOLERANCE),
     Benchmark("pairs", "cluttered digits, pairs split: the map of each file's class (CNN, 16×16 CAM grid)", CNN16,
-              "images", images=DIGITS / "pairs", annotations=DIGITS / "annotations" / "pairs", column="true"),
+              "images", images=DIGITS / "pairs", annotations=DIGITS / "annotations" / "pairs", column="true",
+              tolerance=SCALED_TOLERANCE),
     Benchmark("planted", "planted patterns, test split (FCN)", REPO / "configs" / "planted_fcn.yaml", "series",
-              annotations=REPO / "data" / "planted_patterns" / "intervals_test.csv"),
+              annotations=REPO / "data" / "planted_patterns" / "intervals_test.csv", steps=SERIES_STEPS),
     Benchmark("planted_mv", "planted patterns, 3 channels, test split (FCN)", REPO / "configs" / "planted_fcn_mv.yaml",
-              "series", annotations=REPO / "data" / "planted_patterns_mv" / "intervals_test.csv"),
+              "series", annotations=REPO / "data" / "planted_patterns_mv" / "intervals_test.csv", steps=SERIES_STEPS),
 )
 
 
@@ -114,7 +122,7 @@ def localize(bench: Benchmark, method: str, model: Path, root: Path) -> dict[str
 
     source = MapsSource(method=method, model=model, config=bench.config, images=bench.images, target="top1,true")
     run = EvalRun(root=root, out=root / "results" / method / "localization", n_figures=0, progress=False,
-                  overwrite=True)
+                  overwrite=True, tolerance=bench.tolerance)
     return eval_localization(source, TruthFiles(annotations=bench.annotations), run)
 
 
@@ -122,8 +130,9 @@ def faithfulness(bench: Benchmark, method: str, maps: Path, root: Path) -> dict[
     from camkit.workflows.faithfulness import FaithRun, eval_faithfulness
     from camkit.workflows.localization import MapsSource
 
-    run = FaithRun(metric=FAITHFULNESS, column=bench.column, out=root / "results" / method / "faithfulness",
-                   n_figures=0, progress=False, overwrite=True)
+    options = {} if bench.steps is None else {"steps": bench.steps}
+    run = FaithRun(metric=FAITHFULNESS, options=options, column=bench.column,
+                   out=root / "results" / method / "faithfulness", n_figures=0, progress=False, overwrite=True)
     return eval_faithfulness(MapsSource(maps=maps), run)
 
 
@@ -155,7 +164,9 @@ def rows_of(method: str, loc: dict[str, Any], faith: dict[str, Any], seconds: fl
 def table(bench: Benchmark, rows: list[tuple[str, dict]], metrics: list, n: int) -> str:
     keys = [(key, header, cls.higher_is_better) for cls in metrics for key, header in cls.table
             if key != "top5_loc_error"]
-    lines = [f"**{bench.title}** ({n} samples; faithfulness on column `{bench.column}`):", "",
+    settings = "" if bench.tolerance is None else f"; pointing at {bench.tolerance:g} px"
+    settings += "" if bench.steps is None else f"; deletion and insertion in {bench.steps} steps"
+    lines = [f"**{bench.title}** ({n} samples; faithfulness on column `{bench.column}`{settings}):", "",
              "| maps | " + " | ".join(f"{h} {'↑' if up else '↓'}" for _, h, up in keys) + " | s / map |",
              "|---|" + "---:|" * (len(keys) + 1)]
     for name, values in rows:
@@ -186,23 +197,28 @@ def grid_figure(bench: Benchmark, stores: dict[str, Path], n: int, out: Path) ->
         arrays = MapStore(maps_dir).read_all()
         col = [str(c) for c in arrays["columns"]].index(bench.column)
         rows[method] = arrays[f"maps_{arrays['variants'][-1]}"][picked, col].astype("float32")  # the last variant
-    truths, titles = ground_truth(bench, names, picked)
-    return save_figure(method_grid_figure(x, rows, truths, titles, bench.title), out)
+    truths, titles, channels = ground_truth(bench, names, picked)
+    if channels is not None and x.shape[-1] > 1:  # a series drawn as the channel its pattern sits in
+        x = np.stack([x[j, :, c:c + 1] for j, c in enumerate(channels)])
+        titles = [f"{t} (channel {c})" for t, c in zip(titles, channels, strict=True)]
+    return save_figure(method_grid_figure(x, rows, truths, titles, bench.title), out, dpi=80)
 
 
-def ground_truth(bench: Benchmark, names: list[str], picked: Any) -> tuple[list[list[tuple]], list[str]]:
-    """The regions and the title of each picked input: VOC boxes of images, the interval of series."""
+def ground_truth(bench: Benchmark, names: list[str],
+                 picked: Any) -> tuple[list[list[tuple]], list[str], list[int] | None]:
+    """The regions, the title and (series) the pattern's channel of each picked input: VOC boxes of images, the
+    interval of series."""
     if bench.kind == "series":
         from camkit.data.intervals import read_intervals
 
         intervals = read_intervals(bench.annotations)
         chosen = [intervals[int(i)] for i in picked]
-        return [[(iv.start, iv.end)] for iv in chosen], [iv.label for iv in chosen]
+        return [[(iv.start, iv.end)] for iv in chosen], [iv.label for iv in chosen], [iv.channel for iv in chosen]
     from camkit.data.boxes import load_annotations
 
     annotations = load_annotations(bench.annotations)
     return ([[b.as_tuple() for b in annotations[Path(names[i]).stem].boxes()] for i in picked],
-            [Path(names[i]).parent.name for i in picked])
+            [Path(names[i]).parent.name for i in picked], None)
 
 
 def run_benchmark(bench: Benchmark, args: argparse.Namespace) -> str:
@@ -242,13 +258,14 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=REPO)
     parser.add_argument("--readme", action="store_true", help="write the tables into README.md")
     args = parser.parse_args()
-    blocks = [run_benchmark(b, args) for b in BENCHMARKS if b.key in args.benchmarks]
-    text = "\n\n".join(blocks)
-    print(text)
-    if args.readme:
-        from camkit.io import replace_marked_block
+    from camkit.io import replace_marked_block
 
-        replace_marked_block(REPO / "README.md", "bench_methods", text)
+    for bench in BENCHMARKS:
+        if bench.key in args.benchmarks:
+            text = run_benchmark(bench, args)
+            print(text, flush=True)
+            if args.readme:
+                replace_marked_block(REPO / "README.md", f"bench_methods_{bench.key}", text)
 
 
 if __name__ == "__main__":

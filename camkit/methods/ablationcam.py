@@ -26,9 +26,10 @@ from typing import Any, ClassVar
 import keras
 import tensorflow as tf
 
-from camkit.methods.base import Batch, Method, Passes, pad_batch, register_method
+from camkit.methods.base import Batch, Method, Passes, register_method
 from camkit.methods.forward import upper_scores
 from camkit.methods.layers import LayerRef
+from camkit.methods.mapmath import pad_batch
 from camkit.methods.scorecam import positive_int
 
 EPS = 1e-6  # smallest |y_c| divided by

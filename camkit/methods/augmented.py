@@ -30,8 +30,9 @@ import numpy as np
 import tensorflow as tf
 
 from camkit.errors import CamkitError
-from camkit.methods.base import ChunkResult, Passes, normalise, pad_batch, register_method, run_step, upsample
+from camkit.methods.base import ChunkResult, Passes, register_method, run_step
 from camkit.methods.gradcam import GradCAM
+from camkit.methods.mapmath import normalise, pad_batch, upsample
 from camkit.methods.superres import SuperResult, solve_superres
 from camkit.methods.superres import aggregate as unwarp_aggregate
 from camkit.methods.warps import ANGLE_RANGE, SHIFT_RANGE, Warps, sample_warps, warp_each

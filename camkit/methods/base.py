@@ -38,6 +38,7 @@ from camkit.errors import CamkitError
 from camkit.methods.columns import ChunkResult, ColumnCodes, check_classes, column_codes, stack_results
 from camkit.methods.inputs import input_batches, rechunk
 from camkit.methods.layers import LayerRef, pre_softmax, resolve_layer
+from camkit.methods.mapmath import normalise, pad_batch, upsample, weighted_sum
 from camkit.methods.smoothing import AUG_COPIES, aug_copy, first_component, flip_spatial
 from camkit.methods.step import compiled_step
 from camkit.methods.targets import parse_targets
@@ -281,38 +282,6 @@ def make_method(method: str | Method, **options: Any) -> Method:
         raise CamkitError(f"method {method}: unexpected option(s) {', '.join(options)}") from None
 
 
-def weighted_sum(acts: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
-    """``Σ_k w_k A_k``: (B, *spatial, K) activations, (B, K) weights -> (B, *spatial)."""
-    spatial = "hwdxyz"[: acts.shape.rank - 2]
-    return tf.einsum(f"b{spatial}k,bk->b{spatial}", acts, weights)
-
-
-def upsample(raw: tf.Tensor | np.ndarray, size: Sequence[int]) -> tf.Tensor:
-    """(B, *layer spatial) -> (B, *size), bilinear with half-pixel centres; 1-D maps as (T, 1) images."""
-    raw = tf.convert_to_tensor(raw, tf.float32)
-    size = tuple(int(s) for s in size)
-    if raw.shape.rank - 1 != len(size) or len(size) not in (1, 2):
-        shape = tuple(raw.shape[1:])
-        raise CamkitError(f"layer: a map of shape {shape} cannot be upsampled to an input of shape {size}")
-    if tuple(raw.shape[1:]) == size:
-        return raw
-    if len(size) == 1:
-        return tf.image.resize(raw[:, :, None, None], (size[0], 1), method="bilinear")[:, :, 0, 0]
-    return tf.image.resize(raw[..., None], size, method="bilinear")[..., 0]
-
-
-def normalise(maps: tf.Tensor | np.ndarray, signed: bool) -> tf.Tensor:
-    """Per sample to [0, 1]: min-max when ``signed``, else divided by the max; a map with no range -> zeros."""
-    maps = tf.convert_to_tensor(maps, tf.float32)
-    flat = tf.reshape(maps, tf.stack([tf.shape(maps)[0], -1]))
-    high = tf.reduce_max(flat, axis=1, keepdims=True)
-    low = tf.reduce_min(flat, axis=1, keepdims=True) if signed else tf.zeros_like(high)
-    span = high - low
-    ok = span > 0
-    out = tf.where(ok, (flat - low) / tf.where(ok, span, tf.ones_like(span)), tf.zeros_like(flat))
-    return tf.reshape(out, tf.shape(maps))
-
-
 def _head(t: tf.Tensor | None, n: int, size: int) -> tf.Tensor | None:
     return t if t is None or n == size else t[:n]
 
@@ -330,15 +299,6 @@ def run_step(step: Any, x: tf.Tensor, spec: np.ndarray, n: int) -> Batch:
         scores=_head(out["scores"], n, size),
         inputs=_head(x, n, size),
     )
-
-
-def pad_batch(x: np.ndarray | tf.Tensor, size: int) -> tf.Tensor:
-    """``x`` padded with zero samples to ``size`` samples (the compiled step's batch shape)."""
-    x = tf.convert_to_tensor(x, tf.float32)
-    n = int(x.shape[0])
-    if n == size:
-        return x
-    return tf.concat([x, tf.zeros((size - n, *x.shape[1:]), tf.float32)], 0)
 
 
 _LAYERS: weakref.WeakKeyDictionary[keras.Model, dict[Hashable, LayerRef]] = weakref.WeakKeyDictionary()

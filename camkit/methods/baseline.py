@@ -14,7 +14,8 @@ from abc import abstractmethod
 import numpy as np
 import tensorflow as tf
 
-from camkit.methods.base import Batch, Method, normalise
+from camkit.methods.base import Batch, Method
+from camkit.methods.mapmath import normalise
 
 
 class BaselineMap(Method):

@@ -49,9 +49,10 @@ import numpy as np
 import tensorflow as tf
 
 from camkit.errors import CamkitError
-from camkit.methods.base import ChunkResult, Method, Passes, normalise, register_method, upsample
+from camkit.methods.base import ChunkResult, Method, Passes, register_method
 from camkit.methods.columns import check_classes, column_codes
 from camkit.methods.layers import CONV_TYPES, LayerRef, patch, walk
+from camkit.methods.mapmath import normalise, upsample
 from camkit.methods.step import RankFn, checked_scores, pick_targets
 from camkit.methods.targets import parse_targets
 

@@ -33,7 +33,8 @@ import numpy as np
 import tensorflow as tf
 
 from camkit.errors import CamkitError
-from camkit.methods.base import Batch, Method, normalise, register_method, upsample
+from camkit.methods.base import Batch, Method, register_method
+from camkit.methods.mapmath import normalise, upsample
 
 EPS = 1e-3
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from camkit.methods.base import Batch, Method, normalise, register_method
+from camkit.methods.base import Batch, Method, register_method
 from camkit.methods.gradcam import GradCAM
 from camkit.methods.gradcampp import GradCAMPlusPlus
+from camkit.methods.mapmath import normalise
 
 
 def guided_maps(raw: tf.Tensor) -> tf.Tensor:

@@ -32,10 +32,11 @@ import numpy as np
 import tensorflow as tf
 
 from camkit.errors import CamkitError
-from camkit.methods.base import Batch, ChunkResult, Passes, normalise, register_method, run_step, upsample, weighted_sum
+from camkit.methods.base import Batch, ChunkResult, Passes, register_method, run_step
 from camkit.methods.cam import CAM
 from camkit.methods.hires_refine import refine
 from camkit.methods.layers import LayerRef
+from camkit.methods.mapmath import normalise, upsample, weighted_sum
 
 OUTPUTS = ("refined", "low", "high", "all")
 HIGHRES_LAYER = "highres_features"

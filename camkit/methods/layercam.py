@@ -32,18 +32,9 @@ import numpy as np
 import tensorflow as tf
 
 from camkit.errors import CamkitError
-from camkit.methods.base import (
-    Batch,
-    ChunkResult,
-    Method,
-    Passes,
-    normalise,
-    pad_batch,
-    register_method,
-    run_step,
-    upsample,
-)
+from camkit.methods.base import Batch, ChunkResult, Method, Passes, register_method, run_step
 from camkit.methods.layers import LayerRef, resolve_layer
+from camkit.methods.mapmath import normalise, pad_batch, upsample
 from camkit.methods.smoothing import SMOOTHINGS
 from camkit.methods.step import compiled_step
 

@@ -18,8 +18,9 @@ import zlib
 import numpy as np
 
 from camkit.errors import CamkitError
-from camkit.methods.base import register_method, upsample
+from camkit.methods.base import register_method
 from camkit.methods.baseline import BaselineMap
+from camkit.methods.mapmath import upsample
 from camkit.methods.scorecam import positive_int
 
 

@@ -3,7 +3,7 @@
 Wang, Wang, Du, Yang, Zhang, Ding, Mardziel, Hu, "Score-CAM: Score-Weighted Visual Explanations for Convolutional
 Neural Networks", CVPR Workshops 2020, Algorithm 1. For each channel ``k`` of ``A``:
 
-- ``H_k = s(Up(A_k))``: the channel upsampled to the input's size with camkit's resize (``base.upsample``:
+- ``H_k = s(Up(A_k))``: the channel upsampled to the input's size with camkit's resize (``mapmath.upsample``:
   bilinear, half-pixel centres), then min-max normalised to [0, 1] (``s``); a constant channel gives a zero mask,
   never NaN (its masked input is all zero);
 - ``S_k = y_c(x ∘ H_k)``: the target's logit on the masked input (the mask broadcast over the input's channels);
@@ -40,9 +40,10 @@ import numpy as np
 import tensorflow as tf
 
 from camkit.errors import CamkitError
-from camkit.methods.base import Batch, Method, Passes, normalise, pad_batch, register_method, upsample
+from camkit.methods.base import Batch, Method, Passes, register_method
 from camkit.methods.forward import masked_scores
 from camkit.methods.layers import LayerRef
+from camkit.methods.mapmath import normalise, pad_batch, upsample
 
 WEIGHTS = ("softmax", "probability")
 CHUNK = 64  # masked copies per forward call: scripts/bench_perturbation.py

@@ -35,9 +35,10 @@ import numpy as np
 import tensorflow as tf
 
 from camkit.errors import CamkitError
-from camkit.methods.base import Batch, ChunkResult, Passes, pad_batch, register_method, run_step
+from camkit.methods.base import Batch, ChunkResult, Passes, register_method, run_step
 from camkit.methods.gradcampp import GradCAMPlusPlus, gradcampp_weights
 from camkit.methods.layers import LayerRef
+from camkit.methods.mapmath import pad_batch
 from camkit.methods.step import compiled_step
 
 

@@ -11,7 +11,8 @@ from cam_reference import KINDS, inputs, np_first_pc, np_sign, tiny
 import camkit
 from camkit.errors import CamkitError
 from camkit.methods import Passes, method_class
-from camkit.methods.base import make_method, normalise, upsample
+from camkit.methods.base import make_method
+from camkit.methods.mapmath import normalise, upsample
 from camkit.methods.smoothing import component_sign, first_component
 
 L = keras.layers

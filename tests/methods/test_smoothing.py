@@ -16,7 +16,8 @@ import camkit
 from camkit.data.timeseries import load_timeseries
 from camkit.errors import CamkitError
 from camkit.methods import method_class
-from camkit.methods.base import make_method, normalise, upsample
+from camkit.methods.base import make_method
+from camkit.methods.mapmath import normalise, upsample
 
 COPIES = [(False, 0.9), (False, 1.0), (False, 1.1), (True, 0.9), (True, 1.0), (True, 1.1)]  # flip × intensity
 

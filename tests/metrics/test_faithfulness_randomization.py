@@ -19,7 +19,7 @@ from skimage.metrics import structural_similarity
 import camkit
 from camkit.data.boxes import ClassMap
 from camkit.errors import CamkitError
-from camkit.methods import Method, base, register_method
+from camkit.methods import Method, base, mapmath, register_method
 from camkit.metrics import BoxSettings, MapBatch, MethodRun
 from camkit.metrics.faithfulness.base import Explained
 from camkit.metrics.faithfulness.randomization import (
@@ -94,7 +94,7 @@ def input_method() -> Iterator[str]:
 
         def explain_batch(self, batch: base.Batch, size: tuple[int, ...]) -> tuple[tf.Tensor, tf.Tensor]:
             raw = tf.reduce_mean(batch.inputs, axis=-1)
-            return raw, base.normalise(raw, signed=True)
+            return raw, mapmath.normalise(raw, signed=True)
 
     yield INPUT_MAP
     base._METHODS.pop(INPUT_MAP)
