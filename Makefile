@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.camkit-installed
-DEMO_DIGITS_EPOCHS ?= 15
 
 .PHONY: demo test lint bench-tsc clean
 
@@ -16,24 +15,24 @@ $(STAMP): pyproject.toml requirements.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/camkit run configs/planted_fcn.yaml
+	$(BIN)/camkit run configs/planted_fcn.yaml --epochs 15
 	for method in cam gradcam gradcam++; do \
 	  $(BIN)/camkit explain -c configs/planted_fcn.yaml --method $$method --no-progress || exit 1; \
 	done
-	@echo "series: results/planted_fcn/ (metrics.json, localization_gradcam/), models/planted_fcn/best.keras," \
+	@echo "series (15 epochs; configs/planted_fcn.yaml trains 30): results/planted_fcn/ (metrics.json, localization_gradcam/), models/planted_fcn/best.keras," \
 	      "plots/planted_fcn/explain_{cam,gradcam,gradcam++}/series_grid.png"
-	$(BIN)/camkit run configs/cluttered_digits_cnn16.yaml --epochs $(DEMO_DIGITS_EPOCHS)
+	$(BIN)/camkit run configs/cluttered_digits_cnn16.yaml --epochs 8
 	$(BIN)/camkit eval-localization -c configs/cluttered_digits_cnn16.yaml --method gradcam --overwrite
 	$(BIN)/camkit explain -c configs/cluttered_digits_cnn16.yaml --method gradcam --images data/cluttered_digits/pairs \
-	  --n-images all --target true --save-dir plots/cluttered_digits_cnn16/pairs_gradcam --overwrite --no-progress
+	  --n-images all --target top1,true --save-dir plots/cluttered_digits_cnn16/pairs_gradcam --overwrite --no-progress
 	$(BIN)/camkit eval-localization --maps plots/cluttered_digits_cnn16/pairs_gradcam \
 	  --annotations data/cluttered_digits/annotations/pairs --overwrite
 	$(BIN)/camkit explain -c configs/cluttered_digits_cnn16.yaml --method augmented-gradcam --n-images 32 \
-	  -o n_augment=50 -o aggregate=all --target top1 --save-dir plots/cluttered_digits_cnn16/demo_augmented \
+	  -o n_augment=50 -o aggregate=all --target top1,true --save-dir plots/cluttered_digits_cnn16/demo_augmented \
 	  --overwrite
 	$(BIN)/camkit eval-localization --maps plots/cluttered_digits_cnn16/demo_augmented \
 	  --annotations data/cluttered_digits/annotations/test --overwrite
-	@echo "images ($(DEMO_DIGITS_EPOCHS) epochs; the config trains 15): results/cluttered_digits_cnn16/localization_gradcam/," \
+	@echo "images (8 epochs; configs/cluttered_digits_cnn16.yaml trains 15): results/cluttered_digits_cnn16/localization_gradcam/," \
 	      "plots/cluttered_digits_cnn16/{pairs_gradcam,demo_augmented}/{figures,localization}/"
 	$(BIN)/camkit run configs/gunpoint_cluster.yaml --epochs 10 --name gunpoint_cluster_demo --no-progress
 	@echo "Grad-CeAM (10 epochs; configs/gunpoint_cluster.yaml trains 50): results/gunpoint_cluster_demo/" \
