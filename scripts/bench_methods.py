@@ -7,10 +7,9 @@ baselines ``center-gaussian`` and ``random-map`` included; High-res CAM needs it
 
 1. ``camkit eval-localization --method NAME`` (maps of the columns ``top1,true`` into a map store of its own under
    ``--root``'s ``bench_methods/<benchmark>/``): top-1 localization error, GT-known accuracy, MaxBoxAcc and the
-   pointing game (images: at 4 px, the standard 15 px of a 224-px input scaled to the 64-px benchmark; series:
-   0 samples). Image benchmarks use the first ``--per-class`` images of each class folder (default 20: 200 of
-   the test split's 500 images, 200 of the pairs split's 500 files), linked under ``bench_methods/<benchmark>/
-   inputs/``; series benchmarks their whole test split;
+   pointing game (images: 15 px; series: 0 samples). Image benchmarks use the first ``--per-class`` images of each
+   class folder (default 20: 200 of the test split's 500 images, 200 of the pairs split's 500 files), linked under
+   ``bench_methods/<benchmark>/inputs/``; series benchmarks their whole test split;
 2. ``camkit eval-faithfulness --maps`` of that same store on the benchmark's column: deletion, insertion, Average
    Drop, Increase in Confidence and ROAD (every metric's defaults, except deletion and insertion in 64 steps on the
    256-step series);
@@ -56,20 +55,17 @@ class Benchmark:
     images: Path | None = None
     annotations: Path | None = None
     column: str = "top1"
-    tolerance: float | None = None  # the pointing game's (None: eval-localization's default)
     steps: int | None = None  # deletion's and insertion's (None: the metrics' default)
 
 
 DIGITS = REPO / "data" / "cluttered_digits"
 CNN16 = REPO / "configs" / "cluttered_digits_cnn16.yaml"
 SERIES_STEPS = 64  # deletion / insertion of 4 samples a step on the 256-step series (their default, T, costs 4×)
-SCALED_TOLERANCE = 4.0  # Zhang et al.'s 15 px of a 224-px input, scaled to the benchmark's 64 px (15 × 64 / 224)
 BENCHMARKS = (
     Benchmark("digits", "cluttered digits, test split (CNN, 16×16 CAM grid)", CNN16, "images",
-              images=DIGITS / "test", annotations=DIGITS / "annotations" / "test", tolerance=SCALED_TOLERANCE),
+              images=DIGITS / "test", annotations=DIGITS / "annotations" / "test"),
     Benchmark("pairs", "cluttered digits, pairs split: the map of each file's class (CNN, 16×16 CAM grid)", CNN16,
-              "images", images=DIGITS / "pairs", annotations=DIGITS / "annotations" / "pairs", column="true",
-              tolerance=SCALED_TOLERANCE),
+              "images", images=DIGITS / "pairs", annotations=DIGITS / "annotations" / "pairs", column="true"),
     Benchmark("planted", "planted patterns, test split (FCN)", REPO / "configs" / "planted_fcn.yaml", "series",
               annotations=REPO / "data" / "planted_patterns" / "intervals_test.csv", steps=SERIES_STEPS),
     Benchmark("planted_mv", "planted patterns, 3 channels, test split (FCN)", REPO / "configs" / "planted_fcn_mv.yaml",
@@ -122,7 +118,7 @@ def localize(bench: Benchmark, method: str, model: Path, root: Path) -> dict[str
 
     source = MapsSource(method=method, model=model, config=bench.config, images=bench.images, target="top1,true")
     run = EvalRun(root=root, out=root / "results" / method / "localization", n_figures=0, progress=False,
-                  overwrite=True, tolerance=bench.tolerance)
+                  overwrite=True)
     return eval_localization(source, TruthFiles(annotations=bench.annotations), run)
 
 
@@ -164,8 +160,7 @@ def rows_of(method: str, loc: dict[str, Any], faith: dict[str, Any], seconds: fl
 def table(bench: Benchmark, rows: list[tuple[str, dict]], metrics: list, n: int) -> str:
     keys = [(key, header, cls.higher_is_better) for cls in metrics for key, header in cls.table
             if key != "top5_loc_error"]
-    settings = "" if bench.tolerance is None else f"; pointing at {bench.tolerance:g} px"
-    settings += "" if bench.steps is None else f"; deletion and insertion in {bench.steps} steps"
+    settings = "" if bench.steps is None else f"; deletion and insertion in {bench.steps} steps"
     lines = [f"**{bench.title}** ({n} samples; faithfulness on column `{bench.column}`{settings}):", "",
              "| maps | " + " | ".join(f"{h} {'↑' if up else '↓'}" for _, h, up in keys) + " | s / map |",
              "|---|" + "---:|" * (len(keys) + 1)]
