@@ -54,6 +54,12 @@ def refuse_fixed(run: Mapping[str, Any], key: str) -> None:
         raise CamkitError(f"config: {key}: {fixed[0]} is set by camkit run (the experiment's own model)")
 
 
+def rerun_default(config: ExperimentConfig) -> dict[str, bool]:
+    """A run that trains replaces what its later steps wrote from the earlier model (``overwrite``); a run that
+    does not train resumes them, or refuses a change, as the commands do. A section's own ``overwrite`` wins."""
+    return {"overwrite": "train" in config.steps}
+
+
 def explain_plans(config: ExperimentConfig, root: Path, progress: bool) -> list[ExplainPlan]:
     """One :class:`ExplainPlan` per run of the ``explain`` section, on the experiment's model and data."""
     plans = []
@@ -64,7 +70,7 @@ def explain_plans(config: ExperimentConfig, root: Path, progress: bool) -> list[
             counts = plan["layer_backcount"]
             plan["layer_backcount"] = tuple(counts if isinstance(counts, list) else [counts])
         spec = SourceSpec(experiment=config.name, root=root, data_root=config.data.root, **source)
-        plans.append(ExplainPlan(spec, **{"progress": None if progress else False, **plan}))
+        plans.append(ExplainPlan(spec, **{"progress": None if progress else False, **rerun_default(config), **plan}))
     return plans
 
 
@@ -78,5 +84,5 @@ def localization_plans(config: ExperimentConfig, root: Path,
         maps = MapsSource(experiment=None if source.get("maps") else config.name,
                           data_root=config.data.root, **source)
         plans.append((maps, TruthFiles(**files), EvalRun(root=root, progress=None if progress else False,
-                                                          **settings)))
+                                                          **{**rerun_default(config), **settings})))
     return plans

@@ -112,3 +112,27 @@ def test_viewer_layouts_from_one_config(repo_root, digits_root, tmp_path) -> Non
     notebook = np.load(plots / "augdigits" / "explain_gradcam_notebook" / "explanation.npz")
     assert list(notebook["methods"]) == ["cam", "guided-backprop", "guided-gradcam"]
     assert result.output.count("explained") == 3
+
+
+def test_a_rerun_that_trains_recomputes_its_maps_from_the_new_model(digits_root, tmp_path) -> None:
+    """The second run retrains, so its eval-localization step replaces the maps of the first run's model (instead
+    of refusing them as changed): the stored maps are the new model's, as ``camkit.explain`` computes them."""
+    import camkit
+    from camkit.workflows.stored_inputs import StoredInputs
+
+    config = write_config(tmp_path / "twice.yaml", digits_root, ["train", "eval-localization"],
+                          eval_localization={"method": "gradcam", "target": "top1,true"})
+    maps = tmp_path / "plots" / "augdigits" / "explain_gradcam"
+    ok("run", config, "--root", tmp_path, "--no-progress")
+    before = MapStore(maps).read_all()["maps_gradcam"]
+    write_config(config, digits_root, ["train", "eval-localization"], train={"epochs": 1, "batch_size": 4},
+                 eval_localization={"method": "gradcam", "target": "top1,true"})
+    result = ok("run", config, "--root", tmp_path, "--no-progress")
+    assert "MaxBoxAcc" in result.output
+    stored = MapStore(maps).read_all()
+    model = camkit.load_model(tmp_path / "models" / "augdigits" / "best.keras")
+    inputs = StoredInputs.open(maps)
+    x = np.concatenate([inputs.batch(b) for b in range(MapStore(maps).n_batches())])
+    fresh = camkit.explain(model, x, method="gradcam", progress=False)  # the predicted class: column top1
+    np.testing.assert_allclose(stored["maps_gradcam"][:, 0], fresh.maps, atol=1e-3)  # the store keeps float16
+    assert np.abs(stored["maps_gradcam"] - before).max() > 0.05  # the first model's maps are gone
