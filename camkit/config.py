@@ -56,8 +56,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from camkit.config_file import read_yaml
 from camkit.errors import CamkitError
+from camkit.io import read_yaml
 
 DEFAULT_STEPS = ("train", "evaluate")
 TASKS = ("classify", "cluster")
