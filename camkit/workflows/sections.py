@@ -54,10 +54,10 @@ def refuse_fixed(run: Mapping[str, Any], key: str) -> None:
         raise CamkitError(f"config: {key}: {fixed[0]} is set by camkit run (the experiment's own model)")
 
 
-def rerun_default(config: ExperimentConfig) -> dict[str, bool]:
-    """A run that trains replaces what its later steps wrote from the earlier model (``overwrite``); a run that
-    does not train resumes them, or refuses a change, as the commands do. A section's own ``overwrite`` wins."""
-    return {"overwrite": "train" in config.steps}
+def replaces_own_maps(config: ExperimentConfig) -> bool:
+    """The default ``overwrite`` of a run's map steps: a run that trains replaces what they wrote from the earlier
+    model; one that does not train resumes them, or refuses a change, as the commands do."""
+    return "train" in config.steps
 
 
 def explain_plans(config: ExperimentConfig, root: Path, progress: bool) -> list[ExplainPlan]:
@@ -70,7 +70,8 @@ def explain_plans(config: ExperimentConfig, root: Path, progress: bool) -> list[
             counts = plan["layer_backcount"]
             plan["layer_backcount"] = tuple(counts if isinstance(counts, list) else [counts])
         spec = SourceSpec(experiment=config.name, root=root, data_root=config.data.root, **source)
-        plans.append(ExplainPlan(spec, **{"progress": None if progress else False, **rerun_default(config), **plan}))
+        plan.setdefault("overwrite", replaces_own_maps(config))  # a section's own overwrite wins
+        plans.append(ExplainPlan(spec, **{"progress": None if progress else False, **plan}))
     return plans
 
 
@@ -83,6 +84,7 @@ def localization_plans(config: ExperimentConfig, root: Path,
         source, files, settings = split_keys(run, "eval_localization", (MapsSource, TruthFiles, EvalRun), root)
         maps = MapsSource(experiment=None if source.get("maps") else config.name,
                           data_root=config.data.root, **source)
+        settings.setdefault("overwrite", replaces_own_maps(config))
         plans.append((maps, TruthFiles(**files), EvalRun(root=root, progress=None if progress else False,
-                                                          **{**rerun_default(config), **settings})))
+                                                          **settings)))
     return plans
